@@ -1,0 +1,51 @@
+// Command hostlab provisions a client and a server VM through libvirt and
+// shows, on real kernels, what a client sees when the server's host dies.
+//
+// The binary is multi-call: inside a guest it is PID 1 (and shutdown,
+// poweroff, reboot, halt), see provision/guestinit.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hostlab/hostlab/provision/guestinit"
+)
+
+func main() {
+	if guestinit.IsGuestInvocation(os.Args) {
+		os.Exit(guestinit.Main(os.Args))
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// exitError carries a command's exit status without printing anything more
+// (e.g. the status of a command run in a guest).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// run executes the CLI and returns the process exit status.
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "hostlab: "+err.Error())
+	if ctx.Err() != nil {
+		return 130
+	}
+	return 1
+}

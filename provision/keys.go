@@ -1,0 +1,97 @@
+package provision
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// KeyPair is an ed25519 SSH key: the private key in OpenSSH PEM form and a
+// signer for it.
+type KeyPair struct {
+	// PrivatePEM is the private key in OpenSSH PEM format (unencrypted).
+	PrivatePEM []byte
+	// Signer signs with the private key.
+	Signer ssh.Signer
+}
+
+// GenerateKey returns a new random ed25519 key pair.
+func GenerateKey() (KeyPair, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("generate ed25519 key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "hostlab")
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("marshal private key: %w", err)
+	}
+	return ParseKeyPair(pem.EncodeToMemory(block))
+}
+
+// ParseKeyPair parses an unencrypted private key in PEM form.
+func ParseKeyPair(privatePEM []byte) (KeyPair, error) {
+	signer, err := ssh.ParsePrivateKey(privatePEM)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("parse private key: %w", err)
+	}
+	return KeyPair{PrivatePEM: privatePEM, Signer: signer}, nil
+}
+
+// LoadKeyPair reads a private key file written by Save.
+func LoadKeyPair(path string) (KeyPair, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("load key: %w", err)
+	}
+	k, err := ParseKeyPair(b)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("load key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// PublicKey returns the public half of k.
+func (k KeyPair) PublicKey() ssh.PublicKey { return k.Signer.PublicKey() }
+
+// AuthorizedKey returns the public key as an authorized_keys line, ending in
+// a newline.
+func (k KeyPair) AuthorizedKey() []byte { return ssh.MarshalAuthorizedKey(k.PublicKey()) }
+
+// Save writes the private key to path (0600) and the public key to
+// path+".pub" (0644), each atomically.
+func (k KeyPair) Save(path string) error {
+	if err := writeFileAtomic(path, k.PrivatePEM, 0o600); err != nil {
+		return fmt.Errorf("save key: %w", err)
+	}
+	if err := writeFileAtomic(path+".pub", k.AuthorizedKey(), 0o644); err != nil {
+		return fmt.Errorf("save key: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file next to path, sets perm
+// and renames it over path.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
