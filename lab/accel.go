@@ -46,7 +46,7 @@ func chooseAccel(ctx context.Context, cfg Config, hv *vms.Hypervisor, img provis
 			return vms.AccelTCG, nil
 		}
 	}
-	key := accelKey(cfg.URI, img.Key)
+	key := accelKey(cfg.URI, img.KernelRelease)
 	path := filepath.Join(cfg.cacheDir(), "accel.json")
 	var rec accelRecord
 	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &rec) == nil && rec.Key == key {
@@ -124,11 +124,12 @@ func probeKVM(ctx context.Context, cfg Config, hv *vms.Hypervisor, img provision
 	return nil
 }
 
-// accelKey identifies the conditions a probe's outcome holds for.
-func accelKey(uri, imageKey string) string {
+// accelKey identifies the conditions a probe's outcome holds for: the
+// hypervisor, the host kernel and the guest kernel.
+func accelKey(uri, guestKernel string) string {
 	var u unix.Utsname
 	_ = unix.Uname(&u)
-	return strings.Join([]string{uri, unix.ByteSliceToString(u.Release[:]), imageKey}, "|")
+	return strings.Join([]string{uri, unix.ByteSliceToString(u.Release[:]), guestKernel}, "|")
 }
 
 // isLocalURI reports whether uri names a hypervisor on this machine.

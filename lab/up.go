@@ -269,6 +269,19 @@ func (l *Lab) waitReady(ctx context.Context) error {
 	times := make([]time.Duration, len(Roles))
 	for i, role := range Roles {
 		g.Go(func() error {
+			gs, err := l.State.Guest(role)
+			if err != nil {
+				return err
+			}
+			// The init announces on the console when sshd listens; dialling
+			// earlier only meets QEMU's port forward with nobody behind it.
+			stopped := func() bool {
+				st, err := l.hv.State(ctx, gs.Domain)
+				return err == nil && st != vms.StateRunning
+			}
+			if err := waitConsole(ctx, gs.Console, 0, ReadyMarker, stopped); err != nil {
+				return l.bootError(role, err)
+			}
 			c, err := l.Dial(ctx, role)
 			if err != nil {
 				return l.bootError(role, err)

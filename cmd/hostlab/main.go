@@ -2,7 +2,8 @@
 // shows, on real kernels, what a client sees when the server's host dies.
 //
 // The binary is multi-call: inside a guest it is PID 1 (and shutdown,
-// poweroff, reboot, halt), see provision/guestinit.
+// poweroff, reboot, halt), see provision/guestinit; run as
+// hostlab-echo-server or hostlab-echo-client it is an echo program, see echo.
 package main
 
 import (
@@ -11,14 +12,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/provision/guestinit"
 )
 
 func main() {
 	if guestinit.IsGuestInvocation(os.Args) {
 		os.Exit(guestinit.Main(os.Args))
+	}
+	switch filepath.Base(os.Args[0]) {
+	case echo.ServerName:
+		os.Exit(echo.ServerMain(os.Args[1:]))
+	case echo.ClientName:
+		os.Exit(echo.ClientMain(os.Args[1:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -161,6 +164,7 @@ func newSetupCmd(g *globals) *cobra.Command {
 			} else {
 				fmt.Println("host packages: all installed")
 			}
+			fixKVMPermissions()
 			if err := startDaemons(ctx, g); err != nil {
 				return err
 			}
@@ -231,4 +235,32 @@ func daemonRunning(name string) bool {
 		}
 	}
 	return false
+}
+
+// fixKVMPermissions gives /dev/kvm the group and mode udev gives it (kvm,
+// 0660) on a machine where no udev runs. Without it libvirt finds KVM "not
+// available now" for the qemu user while its probe found it, and re-probes
+// QEMU's capabilities on every call (tens of seconds each).
+func fixKVMPermissions() {
+	if _, err := os.Stat("/run/udev/control"); err == nil {
+		return // udev manages /dev/kvm.
+	}
+	fi, err := os.Stat("/dev/kvm")
+	if err != nil {
+		return
+	}
+	grp, err := user.LookupGroup("kvm")
+	if err != nil {
+		return
+	}
+	gid, err := strconv.Atoi(grp.Gid)
+	if err != nil {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) == gid && fi.Mode().Perm()&0o060 == 0o060 {
+		return
+	}
+	if err := os.Chown("/dev/kvm", 0, gid); err == nil && os.Chmod("/dev/kvm", 0o660) == nil {
+		fmt.Println("/dev/kvm: set group kvm, mode 0660, as udev would (no udev runs here)")
+	}
 }

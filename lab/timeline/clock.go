@@ -76,7 +76,8 @@ type Fit struct {
 }
 
 // HostTime maps a guest stamp to host time and the ± bound that contains the
-// true host time under the fit's assumptions.
+// true host time under the fit's assumptions; a zero Fit gives the zero
+// time and the largest bound.
 func (f Fit) HostTime(guest int64) (time.Time, time.Duration) {
 	if len(f.Feasible) == 0 {
 		return time.Time{}, time.Duration(math.MaxInt64)
