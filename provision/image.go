@@ -16,7 +16,7 @@ import (
 
 // imageFormatVersion is part of every image key; bump it whenever the
 // initramfs layout changes so that cached images are rebuilt.
-const imageFormatVersion = 2
+const imageFormatVersion = 3
 
 // DefaultBusybox is the busybox binary copied into images (Debian package
 // busybox-static).
@@ -24,6 +24,10 @@ const DefaultBusybox = "/bin/busybox"
 
 // guestModulesDir is where the guest finds its modules and load-order file.
 const guestModulesDir = "lib/modules/hostlab"
+
+// InitTools are the other programs of the multi-call guest binary, linked
+// into /bin so scenarios can run them without an upload.
+var InitTools = []string{"hostlab-echo-server", "hostlab-echo-client"}
 
 // excludedApplets are busybox applets not linked, because /init handles
 // them (or they would replace /init).
@@ -208,6 +212,9 @@ func writeBaseInitrd(path string, guest, busybox []byte, applets []string, mods 
 	}
 	for _, s := range []string{"shutdown", "poweroff", "reboot", "halt", "init"} {
 		a.addSymlink("sbin/"+s, "/init")
+	}
+	for _, s := range InitTools {
+		a.addSymlink("bin/"+s, "/init")
 	}
 	var order strings.Builder
 	for _, m := range mods {

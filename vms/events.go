@@ -47,13 +47,19 @@ func eventName(ev, detail int32) (string, string) {
 	return name, d
 }
 
-// Events streams lifecycle events for every domain until ctx ends; the
-// channel is closed then, or when the connection drops.
+// Events streams lifecycle events for every domain until ctx ends or the
+// connection drops; the channel is closed then.
+//
+// The libvirt subscription itself lives until Close: libvirtd 9.0 crashes
+// (segfault) when a client deregisters an event callback while it closes
+// the connection, which is what cancelling a go-libvirt subscription right
+// before Disconnect does. Closing with the callback still registered is the
+// path libvirtd handles.
 func (h *Hypervisor) Events(ctx context.Context) (<-chan Event, error) {
 	var src <-chan libvirt.DomainEventLifecycleMsg
 	err := callCtx(ctx, "subscribe to lifecycle events", func() error {
 		var lerr error
-		src, lerr = h.api.LifecycleEvents(ctx)
+		src, lerr = h.api.LifecycleEvents(h.life)
 		return lerr
 	})
 	if err != nil {
@@ -61,14 +67,23 @@ func (h *Hypervisor) Events(ctx context.Context) (<-chan Event, error) {
 	}
 	out := make(chan Event, 64)
 	go func() {
-		defer close(out)
 		// Drain src until it closes: go-libvirt blocks on an unread channel.
+		defer func() {
+			if out != nil {
+				close(out)
+			}
+		}()
 		for msg := range src {
+			if out == nil {
+				continue
+			}
 			name, detail := eventName(msg.Event, msg.Detail)
 			ev := Event{Time: time.Now(), Domain: msg.Dom.Name, Event: name, Detail: detail}
 			select {
 			case out <- ev:
 			case <-ctx.Done():
+				close(out)
+				out = nil
 			}
 		}
 	}()

@@ -43,6 +43,9 @@ type libvirtAPI interface {
 type Hypervisor struct {
 	api libvirtAPI
 	uri string
+	// life ends after Disconnect; event subscriptions live under it.
+	life context.Context
+	end  context.CancelFunc
 }
 
 // ResolveURI returns the libvirt URI to use: flag if set, else
@@ -75,19 +78,22 @@ func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
 		}
 		return nil, fmt.Errorf("%w at %s: %v", ErrDaemonUnreachable, uri, err)
 	}
-	return &Hypervisor{api: lv, uri: uri}, nil
+	return newHypervisor(lv, uri), nil
 }
 
 // newHypervisor wraps an API implementation (used by tests with a fake).
 func newHypervisor(api libvirtAPI, uri string) *Hypervisor {
-	return &Hypervisor{api: api, uri: uri}
+	life, end := context.WithCancel(context.Background())
+	return &Hypervisor{api: api, uri: uri, life: life, end: end}
 }
 
 // URI returns the URI this connection was made to.
 func (h *Hypervisor) URI() string { return h.uri }
 
-// Close disconnects from libvirt.
+// Close disconnects from libvirt, then ends event subscriptions (see
+// Events for why in that order).
 func (h *Hypervisor) Close() error {
+	defer h.end()
 	if err := h.api.Disconnect(); err != nil {
 		return fmt.Errorf("disconnect from %s: %w", h.uri, err)
 	}
