@@ -19,6 +19,7 @@
 //	listen       server listening (local)
 //	accept       server accepted (child_pid serving it, peer, local)
 //	child_exit   fork-mode child reaped (child_pid, status or signal)
+//	child_ready  fork-mode child adopted its connection; its SIGTERM disposition (action) is in force
 //	connect      client connected (local, peer, sockopts read back)
 //	write, read  one system call's worth (seq, bytes)
 //	eof          read returned 0 (seq)

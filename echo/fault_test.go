@@ -84,6 +84,8 @@ func TestSigtermIgnore(t *testing.T) {
 	cl := startClient(t, addr, "--idle", "--read", "event")
 	acc := srv.WaitFor(t, wait, "accept", proctest.Ev("accept"))
 	cl.WaitFor(t, wait, "connect", proctest.Ev("connect"))
+	// The child ignores SIGTERM only once its runtime is up and said so.
+	srv.WaitFor(t, wait, "child_ready", proctest.Ev("child_ready"))
 	for _, pid := range []int{srv.Cmd.Process.Pid, acc.ChildPID} {
 		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 			t.Fatalf("SIGTERM %d: %v", pid, err)

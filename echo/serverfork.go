@@ -112,6 +112,8 @@ func childMain(c serverConfig) int {
 		w.EmitErr("fileconn", 0, fmt.Errorf("adopt fd 3: %w", err))
 		return ExitOther
 	}
+	// From here on the child's SIGTERM disposition is in force.
+	w.Emit(Event{Ev: "child_ready", Peer: conn.RemoteAddr().String(), Action: c.sigterm})
 	closing := make(chan struct{})
 	isClosing := func() bool {
 		select {
