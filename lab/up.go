@@ -186,14 +186,21 @@ func (r *upRun) start(ctx context.Context) error {
 		if err := r.hv.Define(ctx, m); err != nil {
 			return err
 		}
-		if err := r.hv.Start(ctx, m.Name); err != nil {
-			if !portFree(g.MgmtPort) {
-				return fmt.Errorf("%w (port 127.0.0.1:%d was taken meanwhile: run up again)", err, g.MgmtPort)
-			}
-			return err
-		}
 	}
-	return nil
+	// Both guests start at once: QEMU's start-up is most of a start.
+	eg, ectx := errgroup.WithContext(ctx)
+	for _, g := range r.state.Guests {
+		eg.Go(func() error {
+			if err := r.hv.Start(ectx, g.Domain); err != nil {
+				if !portFree(g.MgmtPort) {
+					return fmt.Errorf("%w (port 127.0.0.1:%d was taken meanwhile: run up again)", err, g.MgmtPort)
+				}
+				return err
+			}
+			return nil
+		})
+	}
+	return eg.Wait()
 }
 
 // machine is the domain description of guest g.

@@ -3,7 +3,6 @@ package provision
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -75,59 +74,20 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // A command that exits, with any status, returns (status, nil). A command
 // killed by a signal returns (128+signal number, *ExitSignalError), as a
 // shell would report it. Transport failures return (-1, err). When ctx is
-// done, the command is sent SIGKILL, the session closed (waiting at most
-// cancelGrace for it to wind down) and ctx's error returned with status -1.
+// done, the command is sent SIGKILL, the session closed once it ends (or
+// after cancelGrace) and ctx's error returned with status -1. Run is Start
+// followed by Wait, plus the option of a pty.
 func (c *Client) Run(ctx context.Context, cmd string, opts RunOptions) (int, error) {
-	script, err := withEnv(cmd, opts.Env)
+	p, err := c.start(ctx, cmd, opts)
 	if err != nil {
 		return -1, err
 	}
-	s, err := c.ssh.NewSession()
-	if err != nil {
-		return -1, fmt.Errorf("run %q on %s: new session: %w", cmd, c.addr, err)
-	}
-	defer s.Close()
-	s.Stdin, s.Stdout, s.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
-	if opts.Pty {
-		if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
-			return -1, fmt.Errorf("run %q on %s: request pty: %w", cmd, c.addr, err)
-		}
-	}
-	if err := s.Start(script); err != nil {
-		return -1, fmt.Errorf("run %q on %s: %w", cmd, c.addr, err)
-	}
-	return waitSession(ctx, s, cmd, c.addr)
+	return p.Wait()
 }
 
 // waitSession waits for a started session and interprets how it ended.
 func waitSession(ctx context.Context, s *ssh.Session, cmd, addr string) (int, error) {
-	done := make(chan error, 1)
-	go func() { done <- s.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = s.Signal(ssh.SIGKILL)
-		_ = s.Close()
-		// A frozen guest never confirms the close; don't hang on it.
-		t := time.NewTimer(cancelGrace)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-		}
-		return -1, fmt.Errorf("run %q on %s: %w", cmd, addr, ctx.Err())
-	}
-	var exit *ssh.ExitError
-	switch {
-	case err == nil:
-		return 0, nil
-	case errors.As(err, &exit) && exit.Signal() != "":
-		return 128 + signalNumbers[exit.Signal()], &ExitSignalError{Signal: exit.Signal(), Cmd: cmd}
-	case errors.As(err, &exit):
-		return exit.ExitStatus(), nil
-	}
-	return -1, fmt.Errorf("run %q on %s: %w", cmd, addr, err)
+	return watchSession(ctx, s, cmd, addr).Wait()
 }
 
 // withEnv prefixes cmd with shell exports of env, sorted by name. Exports

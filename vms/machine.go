@@ -138,7 +138,7 @@ func (m Machine) DomainXML() (string, error) {
 			Initrd:  m.Initrd,
 			Cmdline: m.Cmdline,
 		},
-		Features:   &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}},
+		Features:   features(m.Accel),
 		OnPoweroff: "destroy",
 		OnReboot:   "restart",
 		OnCrash:    "destroy",
@@ -175,6 +175,18 @@ func (m Machine) DomainXML() (string, error) {
 // linkAlias is the libvirt alias of lab link i; libvirt requires user
 // aliases to start with "ua-". QEMU names the NIC's netdev "host" + alias.
 func linkAlias(i int) string { return "ua-lab" + strconv.Itoa(i) }
+
+// tcgCacheMiB bounds QEMU's TCG translation cache (QEMU 7.2 defaults to
+// 1 GiB of address space), which dominates a small guest's host memory.
+const tcgCacheMiB = 64
+
+func features(a Accel) *libvirtxml.DomainFeatureList {
+	f := &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}}
+	if a == AccelTCG {
+		f.TCG = &libvirtxml.DomainFeatureTCG{TBCache: &libvirtxml.DomainFeatureTCGTBCache{Unit: "MiB", Size: tcgCacheMiB}}
+	}
+	return f
+}
 
 func domainType(a Accel) string {
 	if a == AccelKVM {
