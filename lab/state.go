@@ -54,14 +54,16 @@ func ValidateRole(role string) error {
 
 // State is a lab's persisted description (lab.json).
 type State struct {
-	Version       int          `json:"version"`
-	Name          string       `json:"name"`
-	URI           string       `json:"uri"`
-	Created       time.Time    `json:"created"`
-	Accel         vms.Accel    `json:"accel"`
-	KernelRelease string       `json:"kernel_release"`
-	ImageKey      string       `json:"image_key"`
-	Guests        []GuestState `json:"guests"`
+	Version       int       `json:"version"`
+	Name          string    `json:"name"`
+	URI           string    `json:"uri"`
+	Created       time.Time `json:"created"`
+	Accel         vms.Accel `json:"accel"`
+	KernelRelease string    `json:"kernel_release"`
+	ImageKey      string    `json:"image_key"`
+	// Grace is the guest init's SIGTERM → SIGKILL grace at shutdown.
+	Grace  time.Duration `json:"grace_ns"`
+	Guests []GuestState  `json:"guests"`
 }
 
 // GuestState is what hostlab knows of one guest of a lab.

@@ -140,7 +140,7 @@ func (r *upRun) keys(ctx context.Context) error {
 	}
 	r.state = &State{
 		Version: stateVersion, Name: r.cfg.Name, URI: r.cfg.URI, Created: time.Now().UTC(),
-		Accel: r.accel, KernelRelease: r.img.KernelRelease, ImageKey: r.img.Key,
+		Accel: r.accel, KernelRelease: r.img.KernelRelease, ImageKey: r.img.Key, Grace: r.cfg.Grace,
 	}
 	for _, role := range Roles {
 		host, err := provision.GenerateKey()

@@ -84,9 +84,14 @@ func TestStartStdinAndEnv(t *testing.T) {
 	}
 }
 
+// sleeper runs in place of the shell: the test server signals only the
+// shell's pid, not its group as a guest does, and dash, signalled early,
+// may fork sleep instead of exec'ing it.
+const sleeper = "exec sleep 100"
+
 func TestProcessSignal(t *testing.T) {
 	c := newSSHFixture(t).dial(t)
-	p, err := c.Start(context.Background(), "sleep 100", StartOptions{})
+	p, err := c.Start(context.Background(), sleeper, StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +110,7 @@ func TestProcessSignal(t *testing.T) {
 
 func TestProcessKill(t *testing.T) {
 	c := newSSHFixture(t).dial(t)
-	p, err := c.Start(context.Background(), "sleep 100", StartOptions{})
+	p, err := c.Start(context.Background(), sleeper, StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +131,7 @@ func TestStartContextCancel(t *testing.T) {
 	c := newSSHFixture(t).dial(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	w, got := lines()
-	p, err := c.Start(ctx, "echo up; exec sleep 100", StartOptions{Stdout: w})
+	p, err := c.Start(ctx, "echo up; "+sleeper, StartOptions{Stdout: w})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(up)
+	f.register(up, true)
 	up.Flags().IntVar(&runs, "runs", 3, "warm runs")
 	up.Flags().BoolVar(&cold, "cold", true, "also time one run with an empty cache")
 	bench.AddCommand(up)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/hostlab/hostlab/echo"
+	"github.com/hostlab/hostlab/echo/probes"
 	"github.com/hostlab/hostlab/provision/guestinit"
 )
 
@@ -28,6 +29,10 @@ func main() {
 		os.Exit(echo.ServerMain(os.Args[1:]))
 	case echo.ClientName:
 		os.Exit(echo.ClientMain(os.Args[1:]))
+	case probes.ClockName:
+		os.Exit(probes.ClockMain(os.Args[1:]))
+	case probes.SockstatName:
+		os.Exit(probes.SockstatMain(os.Args[1:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

@@ -27,14 +27,18 @@ type upFlags struct {
 	sysctls       []string
 }
 
-func (f *upFlags) register(cmd *cobra.Command) {
+// register adds the flags; boot sysctls only where asked (hostlab run
+// applies its --sysctl at run time instead).
+func (f *upFlags) register(cmd *cobra.Command, bootSysctls bool) {
 	cmd.Flags().StringVar(&f.kernelPackage, "kernel-package", "", "Debian kernel package for the guests (default: the one linux-image-amd64 depends on)")
 	cmd.Flags().StringVar(&f.kernelImage, "kernel", "", "your own guest kernel (vmlinux or bzImage); needs --modules")
 	cmd.Flags().StringVar(&f.kernelModules, "modules", "", "modules tree of --kernel (a lib/modules/RELEASE folder)")
 	cmd.Flags().IntVar(&f.memory, "memory", 128, "RAM per guest in MiB")
 	cmd.Flags().StringVar(&f.accel, "accel", "auto", "accelerator: auto (probe KVM by booting, else TCG), kvm or tcg")
 	cmd.Flags().DurationVar(&f.grace, "grace", 5*time.Second, "guest init's grace between SIGTERM and SIGKILL at shutdown")
-	cmd.Flags().StringArrayVar(&f.sysctls, "sysctl", nil, "ROLE:KEY=VALUE applied at guest boot, e.g. client:net.ipv4.tcp_retries2=5 (repeatable)")
+	if bootSysctls {
+		cmd.Flags().StringArrayVar(&f.sysctls, "sysctl", nil, "ROLE:KEY=VALUE applied at guest boot, e.g. client:net.ipv4.tcp_retries2=5 (repeatable)")
+	}
 }
 
 // config turns the flags into a lab configuration.
@@ -79,7 +83,7 @@ func newUpCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&f.name, "lab", lab.DefaultName, "lab name")
-	f.register(cmd)
+	f.register(cmd, true)
 	return cmd
 }
 

@@ -1,0 +1,49 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hostlab/hostlab/lab/model"
+)
+
+// Scenario is one fault experiment.
+type Scenario struct {
+	// Name is the CLI name (hostlab run NAME).
+	Name string
+	// Summary says in one line what is done to the server.
+	Summary string
+	// Property is what the scenario checks, and the expected outcome.
+	Property string
+	// Defaults fills the scenario's own option defaults.
+	Defaults func(*Options)
+	// Fault does the fault; r.markFault stamps its start and end.
+	Fault func(ctx context.Context, r *Run) error
+	// Expect is the expectation, computed once the run's evidence is in.
+	Expect func(r *Run) model.Expectation
+	// Bound is how long to watch the client after the fault.
+	Bound func(r *Run) time.Duration
+	// Heal repairs the server host after the observation.
+	Heal func(ctx context.Context, r *Run) error
+}
+
+// Catalogue lists every scenario, in the order of UNP 5.12–5.16.
+var Catalogue = []Scenario{killServer, sigpipe, powerOff, crashReboot, shutdown}
+
+// Lookup finds a scenario by name.
+func Lookup(name string) (Scenario, error) {
+	for _, s := range Catalogue {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	names := make([]string, len(Catalogue))
+	for i, s := range Catalogue {
+		names[i] = s.Name
+	}
+	sort.Strings(names)
+	return Scenario{}, fmt.Errorf("unknown scenario %q: choose one of %s (hostlab scenarios lists them)", name, strings.Join(names, ", "))
+}

@@ -1,0 +1,203 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hostlab/hostlab/echo"
+	"github.com/hostlab/hostlab/lab"
+	"github.com/hostlab/hostlab/provision"
+)
+
+// defaultBound is how long a scenario without its own bound watches.
+const defaultBound = 60 * time.Second
+
+// observe waits until the client reports an outcome or the bound passes,
+// logging progress (retransmissions, RTO, countdown) every few seconds.
+func (r *Run) observe(ctx context.Context) {
+	bound := r.Opt.MaxWait
+	if bound == 0 && r.Scenario.Bound != nil {
+		bound = r.Scenario.Bound(r)
+	}
+	if bound == 0 {
+		bound = defaultBound
+	}
+	deadline := r.faultStart.Add(bound)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		if _, _, _, done := r.client.exited(); done {
+			return
+		}
+		if ob := r.observation(); ob.Error != "" {
+			// Let the client finish on its own (its exit is evidence too).
+			select {
+			case <-r.client.p.Done():
+			case <-time.After(3 * time.Second):
+			case <-ctx.Done():
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			r.note(fmt.Sprintf("the client reported nothing within %s of the fault", bound.Round(time.Second)))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.note("interrupted while observing: " + ctx.Err().Error())
+			return
+		case <-r.client.notify:
+		case <-tick.C:
+			r.progress(deadline)
+		}
+	}
+}
+
+// progress logs the client's TCP state since the fault.
+func (r *Run) progress(deadline time.Time) {
+	attrs := []any{"since_fault", time.Since(r.faultStart).Round(100 * time.Millisecond), "gives_up_in", time.Until(deadline).Round(time.Second)}
+	if ti := lastTCPInfo(r.client.snapshot()); ti != nil {
+		attrs = append(attrs, "state", ti.State, "retransmits", ti.Retransmits, "total_retrans", ti.TotalRetrans,
+			"backoff", ti.Backoff, "rto", (time.Duration(ti.RTOus) * time.Microsecond).Round(time.Millisecond), "unacked", ti.Unacked)
+	}
+	if exp := r.Scenario.Expect(r); exp.Detect > 0 {
+		attrs = append(attrs, "predicted_in", time.Until(r.faultMid().Add(exp.Detect)).Round(100*time.Millisecond))
+	}
+	r.log.Info("waiting for the client", attrs...)
+}
+
+// lastTCPInfo is the newest TCP_INFO sample.
+func lastTCPInfo(evs []echo.Event) *echo.TCPInfo {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].TCPInfo != nil {
+			return evs[i].TCPInfo
+		}
+	}
+	return nil
+}
+
+// faultMid is the fault instant: the middle of the fault call.
+func (r *Run) faultMid() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.faultEnd.IsZero() {
+		return r.faultStart
+	}
+	return r.faultStart.Add(r.faultEnd.Sub(r.faultStart) / 2)
+}
+
+// Observation is what the client learnt and when.
+type Observation struct {
+	// Error is the errno name, EOF, SIGPIPE (killed by a signal), or empty
+	// when the client learnt nothing.
+	Error string `json:"error"`
+	// Event is the client event that carried it.
+	Event string `json:"event,omitempty"`
+	// At is the host time the client learnt it.
+	At time.Time `json:"at,omitempty"`
+	// Uncert is the ± uncertainty of At.
+	Uncert time.Duration `json:"-"`
+	// Exit describes how the client process ended.
+	Exit string `json:"client_exit,omitempty"`
+}
+
+// observation reads the client's first error after the fault.
+func (r *Run) observation() Observation {
+	var ob Observation
+	if r.client == nil {
+		return ob
+	}
+	clk, ok := r.clock[lab.RoleClient]
+	for _, e := range r.client.snapshot() {
+		if e.Ev != "eof" && e.Ev != "error" && e.Ev != "read_timeout" {
+			continue
+		}
+		if !ok {
+			break
+		}
+		at, unc := clk.HostTimeFromMono(e.MonoNS)
+		if at.Before(r.faultStart.Add(-time.Second)) {
+			continue // An error before the fault is not the fault's.
+		}
+		ob.Error, ob.Event, ob.At, ob.Uncert = e.Errno, e.Ev, at, unc
+		if e.Ev == "eof" || ob.Error == "" {
+			ob.Error = "EOF"
+		}
+		if e.Ev == "read_timeout" {
+			ob.Error = "timeout"
+		}
+		break
+	}
+	if st, err, at, done := r.client.exited(); done {
+		var sig *provision.ExitSignalError
+		switch {
+		case errors.As(err, &sig):
+			ob.Exit = "killed by SIG" + sig.Signal
+			if ob.Error == "" {
+				ob.Error, ob.Event, ob.At, ob.Uncert = "SIG"+sig.Signal, "exit_signal", at, 50*time.Millisecond
+			}
+		case err != nil:
+			ob.Exit = "lost: " + err.Error()
+		default:
+			ob.Exit = fmt.Sprintf("exit status %d", st)
+		}
+	}
+	return ob
+}
+
+// Step is one rung of the retransmission ladder read from TCP_INFO.
+type Step struct {
+	// T is the time since the fault, in seconds.
+	T float64 `json:"t_s"`
+	// Retransmits is tcpi_retransmits (unanswered RTO expiries).
+	Retransmits int `json:"retransmits"`
+	// TotalRetrans is tcpi_total_retrans.
+	TotalRetrans int `json:"total_retrans"`
+	// Backoff is tcpi_backoff.
+	Backoff int `json:"backoff"`
+	// RTOms is the RTO in milliseconds.
+	RTOms float64 `json:"rto_ms"`
+	// State is the TCP state.
+	State string `json:"state"`
+}
+
+// ladder lists TCP_INFO changes of the client since shortly before the fault.
+func (r *Run) ladder() ([]Step, int) {
+	clk, ok := r.clock[lab.RoleClient]
+	if !ok || r.client == nil {
+		return nil, 0
+	}
+	var steps []Step
+	var base, top uint32
+	haveBase := false
+	for _, e := range r.client.snapshot() {
+		if e.TCPInfo == nil {
+			continue
+		}
+		at, _ := clk.HostTimeFromMono(e.MonoNS)
+		ti := e.TCPInfo
+		if at.Before(r.faultStart) {
+			base, haveBase = ti.TotalRetrans, true
+			continue
+		}
+		if !haveBase {
+			base, haveBase = ti.TotalRetrans, true
+		}
+		if ti.TotalRetrans > top {
+			top = ti.TotalRetrans
+		}
+		s := Step{T: at.Sub(r.faultMid()).Seconds(), Retransmits: int(ti.Retransmits), TotalRetrans: int(ti.TotalRetrans),
+			Backoff: int(ti.Backoff), RTOms: float64(ti.RTOus) / 1000, State: ti.State}
+		if n := len(steps); n > 0 && steps[n-1].Retransmits == s.Retransmits && steps[n-1].Backoff == s.Backoff &&
+			steps[n-1].RTOms == s.RTOms && steps[n-1].State == s.State && steps[n-1].TotalRetrans == s.TotalRetrans {
+			continue
+		}
+		steps = append(steps, s)
+	}
+	if top < base {
+		top = base
+	}
+	return steps, int(top - base)
+}

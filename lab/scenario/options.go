@@ -1,0 +1,122 @@
+package scenario
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hostlab/hostlab/lab/model"
+)
+
+// Client names a client program: the Go client, the classic C str_cli, or a
+// user's own binary (a path on the host, deployed into the client guest and
+// run with the Go client's flags).
+type Client string
+
+// The built-in clients.
+const (
+	ClientGo      Client = "go"
+	ClientClassic Client = "classic"
+)
+
+// Options are a scenario's variants; zero values mean the scenario's default
+// or the kernel's.
+type Options struct {
+	// Client picks the client program.
+	Client Client `json:"client"`
+	// Read is the client's discipline: blocking (str_cli) or event (poll).
+	Read string `json:"read"`
+	// Keepalive is "IDLE,INTVL,CNT" (e.g. "5s,2s,3") or "" for the kernel's
+	// default (off).
+	Keepalive string `json:"keepalive,omitempty"`
+	// UserTimeout sets TCP_USER_TIMEOUT on the client socket.
+	UserTimeout time.Duration `json:"user_timeout_ns,omitempty"`
+	// ReadTimeout is a deadline on each read of the client.
+	ReadTimeout time.Duration `json:"read_timeout_ns,omitempty"`
+	// Idle makes the client connect and stay silent (the keepalive case).
+	Idle bool `json:"idle,omitempty"`
+	// Interval is the pause between the client's lines.
+	Interval time.Duration `json:"interval_ns"`
+	// Sysctls are "ROLE:KEY=VALUE", applied before connect and read back.
+	Sysctls []string `json:"sysctls,omitempty"`
+	// ServerSigterm is the echo server's SIGTERM behaviour: close, ignore or
+	// default.
+	ServerSigterm string `json:"server_sigterm"`
+	// SigpipeIgnore makes the classic client ignore SIGPIPE (EPIPE instead).
+	SigpipeIgnore bool `json:"sigpipe_ignore,omitempty"`
+	// Reboot is how crash-reboot reboots: reset or power-cycle.
+	Reboot string `json:"reboot,omitempty"`
+	// Down is how long power-cycle keeps the server off.
+	Down time.Duration `json:"down_ns,omitempty"`
+	// MaxWait bounds the observation; 0 means the scenario's own bound
+	// (from the model where one applies).
+	MaxWait time.Duration `json:"max_wait_ns,omitempty"`
+}
+
+// Validate reports the first bad option as a one-line error naming the flag.
+func (o Options) Validate() error {
+	switch o.Read {
+	case "", "blocking", "event":
+	default:
+		return fmt.Errorf("--read %q: use blocking or event", o.Read)
+	}
+	switch o.ServerSigterm {
+	case "", "close", "ignore", "default":
+	default:
+		return fmt.Errorf("--server-sigterm %q: use close, ignore or default", o.ServerSigterm)
+	}
+	switch o.Reboot {
+	case "", "reset", "power-cycle":
+	default:
+		return fmt.Errorf("--reboot %q: use reset or power-cycle", o.Reboot)
+	}
+	if o.Keepalive != "" {
+		if _, err := ParseKeepalive(o.Keepalive); err != nil {
+			return err
+		}
+	}
+	for _, s := range o.Sysctls {
+		if _, _, _, err := ParseSysctl(s); err != nil {
+			return err
+		}
+	}
+	if o.UserTimeout < 0 || o.ReadTimeout < 0 || o.Interval < 0 || o.MaxWait < 0 {
+		return fmt.Errorf("durations must not be negative")
+	}
+	return nil
+}
+
+// ParseKeepalive parses "IDLE,INTVL,CNT" (durations or plain seconds).
+func ParseKeepalive(s string) (model.Keepalive, error) {
+	parts := strings.Split(s, ",")
+	bad := fmt.Errorf("--keepalive %q: want IDLE,INTVL,CNT such as 5s,2s,3", s)
+	if len(parts) != 3 {
+		return model.Keepalive{}, bad
+	}
+	idle, err1 := parseSeconds(parts[0])
+	intvl, err2 := parseSeconds(parts[1])
+	cnt, err3 := strconv.Atoi(strings.TrimSpace(parts[2]))
+	if err1 != nil || err2 != nil || err3 != nil || idle < time.Second || intvl < time.Second || cnt < 1 {
+		return model.Keepalive{}, bad
+	}
+	return model.Keepalive{Enabled: true, Idle: idle, Intvl: intvl, Probes: cnt}, nil
+}
+
+func parseSeconds(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// ParseSysctl splits "ROLE:KEY=VALUE".
+func ParseSysctl(s string) (role, key, value string, err error) {
+	role, kv, ok := strings.Cut(s, ":")
+	key, value, ok2 := strings.Cut(kv, "=")
+	if !ok || !ok2 || (role != "client" && role != "server") || key == "" || strings.ContainsAny(key, " /;'\"$`") || strings.ContainsAny(value, ";'\"$`\n") {
+		return "", "", "", fmt.Errorf("--sysctl %q: want ROLE:KEY=VALUE with ROLE client or server, e.g. client:net.ipv4.tcp_retries2=5", s)
+	}
+	return role, key, value, nil
+}

@@ -1,0 +1,119 @@
+package scenario
+
+// power-off — UNP 5.14, server host crashes.
+//
+// Property: a host that loses power sends nothing more. A client with
+// unacknowledged data retransmits with exponential backoff until
+// tcp_retries2 (or TCP_USER_TIMEOUT) ends the connection, at the first RTO
+// expiry past the bound: ETIMEDOUT, or EHOSTUNREACH when neighbour
+// resolution of the dead host failed first (a soft error reported at the
+// abort). Keepalive does nothing while data is unacknowledged; an idle
+// client learns only through keepalive, and without it never.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hostlab/hostlab/echo"
+	"github.com/hostlab/hostlab/lab"
+	"github.com/hostlab/hostlab/lab/model"
+)
+
+var powerOff = Scenario{
+	Name:     "power-off",
+	Summary:  "hard power-off of the server VM (libvirt destroy) while the client writes",
+	Property: "retransmissions back off exponentially until the tcp_retries2 bound (or TCP_USER_TIMEOUT, or keepalive when idle) aborts: ETIMEDOUT or EHOSTUNREACH",
+	Fault: func(ctx context.Context, r *Run) error {
+		srv, _ := r.cfg.Lab.State.Guest(lab.RoleServer)
+		err := r.markFault("power-off", func() error { return r.cfg.Lab.Hypervisor().PowerOff(ctx, srv.Domain) })
+		r.dropConn(lab.RoleServer)
+		return err
+	},
+	Expect: deadPeerExpectation,
+	Bound:  deadPeerBound,
+	Heal:   func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
+}
+
+// deadPeerExpectation predicts how and when the client learns that its peer
+// vanished, from the client's sysctls, socket options and TCP_INFO.
+func deadPeerExpectation(r *Run) model.Expectation {
+	d, origin, err := r.deadPeer()
+	if err != nil {
+		return model.Expectation{Reason: "no prediction: " + err.Error()}
+	}
+	exp := d.Expectation()
+	if exp.Detect > 0 {
+		exp.Detect += origin // The model counts from the last segment received.
+	}
+	if d.Mechanism != model.MechNone {
+		exp.Errors = []string{model.ETIMEDOUT, model.EHOSTUNREACH}
+		exp.Reason += "; EHOSTUNREACH instead when neighbour resolution failed first (soft error reported at the abort)"
+	}
+	return exp
+}
+
+// deadPeerBound watches until well past the predicted detection.
+func deadPeerBound(r *Run) time.Duration {
+	exp := deadPeerExpectation(r)
+	if exp.Detect <= 0 {
+		return 60 * time.Second
+	}
+	return exp.Detect + exp.Tol.Allowed(exp.Detect) + 30*time.Second
+}
+
+// deadPeer builds the model's input; origin is the last segment received
+// from the server, relative to the fault instant.
+func (r *Run) deadPeer() (model.Detection, time.Duration, error) {
+	sys := r.sysctls[lab.RoleClient]
+	retries2, err := strconv.Atoi(sys["net.ipv4.tcp_retries2"])
+	if err != nil {
+		return model.Detection{}, 0, fmt.Errorf("client tcp_retries2 unknown")
+	}
+	clk, ok := r.clock[lab.RoleClient]
+	if !ok || r.client == nil || r.faultStart.IsZero() {
+		return model.Detection{}, 0, fmt.Errorf("no client evidence yet")
+	}
+	fault := r.faultMid()
+	evs := r.client.snapshot()
+	var lastRecv, firstWrite time.Time
+	var before *echo.TCPInfo
+	var clockUnc time.Duration
+	for _, e := range evs {
+		at, unc := clk.HostTimeFromMono(e.MonoNS)
+		clockUnc = unc
+		switch {
+		case at.Before(fault) && (e.Ev == "read" || e.Ev == "connect"):
+			lastRecv = at
+		case !at.Before(fault) && e.Ev == "write" && firstWrite.IsZero():
+			firstWrite = at
+		}
+		if e.TCPInfo != nil && at.Before(fault) {
+			before = e.TCPInfo
+		}
+	}
+	if lastRecv.IsZero() || before == nil {
+		return model.Detection{}, 0, fmt.Errorf("no traffic before the fault")
+	}
+	rto := time.Duration(before.RTOus) * time.Microsecond
+	srtt := time.Duration(before.RTTus) * time.Microsecond
+	sent := firstWrite
+	if sent.IsZero() {
+		sent = fault // Not written yet: the earliest it can be.
+	}
+	ka := model.Keepalive{}
+	if r.Opt.Keepalive != "" {
+		ka, _ = ParseKeepalive(r.Opt.Keepalive)
+	}
+	p := model.DeadPeer{
+		Unacked: !r.Opt.Idle,
+		Conn: model.AbortInput{
+			Retries2: retries2, UserTimeout: r.Opt.UserTimeout, RTO: rto,
+			Sent: sent.Sub(lastRecv), Probe: model.ProbeTimeout(srtt, rto, 1), ClockUncertainty: clockUnc,
+		},
+		Keepalive: ka,
+	}
+	det, err := model.DetectDeadPeer(p)
+	return det, lastRecv.Sub(fault), err
+}

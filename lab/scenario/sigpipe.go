@@ -1,0 +1,41 @@
+package scenario
+
+// sigpipe — UNP 5.13, SIGPIPE.
+//
+// Property: after the server process is killed (FIN), the client writes twice
+// without reading: the first write draws an RST, the second finds the socket
+// reset and raises SIGPIPE, whose default action kills the client before it
+// can print anything. A client that ignores SIGPIPE gets EPIPE from write
+// instead; a Go client always does (Go ignores SIGPIPE on sockets).
+
+import (
+	"time"
+
+	"github.com/hostlab/hostlab/lab/model"
+)
+
+var sigpipe = Scenario{
+	Name:     "sigpipe",
+	Summary:  "SIGKILL to the server's connection process; the client writes twice",
+	Property: "the second write to a reset socket raises SIGPIPE (default: the client dies) or fails with EPIPE (ignored)",
+	Defaults: func(o *Options) {
+		if o.Client == "" {
+			o.Client = ClientClassic
+		}
+	},
+	Fault: killChild("sigpipe"),
+	Expect: func(r *Run) model.Expectation {
+		if r.Opt.Client == ClientClassic && !r.Opt.SigpipeIgnore {
+			return model.Expectation{
+				Errors: []string{model.SIGPIPE},
+				Reason: "the second write to a reset socket raises SIGPIPE; its default action kills the C client",
+			}
+		}
+		why := "the classic client ignores SIGPIPE, so the second write fails with EPIPE"
+		if r.Opt.Client != ClientClassic {
+			why = "Go ignores SIGPIPE on sockets, so the second write fails with EPIPE"
+		}
+		return model.Expectation{Errors: []string{model.EPIPE}, Reason: why}
+	},
+	Bound: func(r *Run) time.Duration { return 30*time.Second + 2*r.Opt.Interval },
+}
