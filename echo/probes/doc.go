@@ -14,7 +14,8 @@
 //
 //	1764060000123456789 51234567890
 //
-// It exits 0 at the end of its input.
+// It exits 0 at the end of its input, 1 when reading or writing fails and 2
+// when given arguments.
 //
 // # hostlab-sockstat
 //
@@ -23,12 +24,13 @@
 // writes one JSON line per socket that appeared, changed (state, tx_queue,
 // rx_queue, retrnsmt or timer) or disappeared; its first sample lists every
 // matching socket. It runs for --duration (0 = until SIGTERM or SIGINT, which
-// end it with exit 0). Lines follow the echo events' style:
+// end it with exit 0); it exits 1 when stdout fails and 2 on bad flags. Lines
+// follow the echo events' style:
 //
 //	{"v":1,"ev":"start","mono_ns":…,"real_ns":…,"pid":42,"args":["hostlab-sockstat","--port","9998"]}
-//	{"v":1,"ev":"sock","mono_ns":…,"real_ns":…,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"FIN_WAIT2","tx_queue":0,"rx_queue":0,"timer":"timewait","retrnsmt":0,"inode":1234,"uid":0}
+//	{"v":1,"ev":"sock","mono_ns":…,"real_ns":…,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"FIN_WAIT2","tx_queue":0,"rx_queue":0,"timer":"keepalive","retrnsmt":0,"inode":1234,"uid":0}
 //	{"v":1,"ev":"sock_gone",…same fields, as last seen…}
-//	{"v":1,"ev":"error","mono_ns":…,"real_ns":…,"op":"read /proc/net/tcp","err":"…"}
+//	{"v":1,"ev":"error","mono_ns":…,"real_ns":…,"op":"read socket tables","err":"…"} (once per distinct error)
 //	{"v":1,"ev":"exit","mono_ns":…,"real_ns":…,"reason":"duration|signal"}
 //
 // Fields of sock and sock_gone:

@@ -6,6 +6,7 @@ package labtest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,9 @@ func moduleRoot() (string, error) {
 	}
 	return filepath.Dir(mod), nil
 }
+
+// Logger returns a logger that writes to t.Log.
+func Logger(t testing.TB) *slog.Logger { return logger(t) }
 
 // Config returns a lab configuration for a test lab named name.
 func Config(t testing.TB, name string) lab.Config {

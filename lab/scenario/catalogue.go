@@ -23,7 +23,12 @@ type Scenario struct {
 	// Fault does the fault; r.markFault stamps its start and end.
 	Fault func(ctx context.Context, r *Run) error
 	// Expect is the expectation, computed once the run's evidence is in.
+	// Its Detect counts from the fault, or from Origin when set.
 	Expect func(r *Run) model.Expectation
+	// Origin, when set, is the instant a prediction counts from, measured
+	// on the client's clock (e.g. the last segment received from the
+	// server), and what it is; zero means the fault.
+	Origin func(r *Run) (time.Time, string)
 	// Bound is how long to watch the client after the fault.
 	Bound func(r *Run) time.Duration
 	// Heal repairs the server host after the observation.

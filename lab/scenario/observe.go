@@ -63,7 +63,8 @@ func (r *Run) progress(deadline time.Time) {
 			"backoff", ti.Backoff, "rto", (time.Duration(ti.RTOus) * time.Microsecond).Round(time.Millisecond), "unacked", ti.Unacked)
 	}
 	if exp := r.Scenario.Expect(r); exp.Detect > 0 {
-		attrs = append(attrs, "predicted_in", time.Until(r.faultMid().Add(exp.Detect)).Round(100*time.Millisecond))
+		origin, _ := r.origin()
+		attrs = append(attrs, "predicted_in", time.Until(origin.Add(exp.Detect)).Round(100*time.Millisecond))
 	}
 	r.log.Info("waiting for the client", attrs...)
 }
@@ -76,6 +77,17 @@ func lastTCPInfo(evs []echo.Event) *echo.TCPInfo {
 		}
 	}
 	return nil
+}
+
+// origin is the instant predictions count from: the scenario's Origin, or
+// the fault.
+func (r *Run) origin() (time.Time, string) {
+	if r.Scenario.Origin != nil {
+		if t, what := r.Scenario.Origin(r); !t.IsZero() {
+			return t, what
+		}
+	}
+	return r.faultMid(), "the fault"
 }
 
 // faultMid is the fault instant: the middle of the fault call.

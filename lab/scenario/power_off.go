@@ -32,6 +32,7 @@ var powerOff = Scenario{
 		return err
 	},
 	Expect: deadPeerExpectation,
+	Origin: lastReceived,
 	Bound:  deadPeerBound,
 	Heal:   func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
 }
@@ -39,14 +40,11 @@ var powerOff = Scenario{
 // deadPeerExpectation predicts how and when the client learns that its peer
 // vanished, from the client's sysctls, socket options and TCP_INFO.
 func deadPeerExpectation(r *Run) model.Expectation {
-	d, origin, err := r.deadPeer()
+	d, _, err := r.deadPeer()
 	if err != nil {
 		return model.Expectation{Reason: "no prediction: " + err.Error()}
 	}
-	exp := d.Expectation()
-	if exp.Detect > 0 {
-		exp.Detect += origin // The model counts from the last segment received.
-	}
+	exp := d.Expectation() // Detect counts from the last segment received.
 	if d.Mechanism != model.MechNone {
 		exp.Errors = []string{model.ETIMEDOUT, model.EHOSTUNREACH}
 		exp.Reason += "; EHOSTUNREACH instead when neighbour resolution failed first (soft error reported at the abort)"
@@ -61,6 +59,16 @@ func deadPeerBound(r *Run) time.Duration {
 		return 60 * time.Second
 	}
 	return exp.Detect + exp.Tol.Allowed(exp.Detect) + 30*time.Second
+}
+
+// lastReceived is the last segment the client received from the server
+// before the fault: the client's last read, on the client's clock.
+func lastReceived(r *Run) (time.Time, string) {
+	_, origin, err := r.deadPeer()
+	if err != nil {
+		return time.Time{}, ""
+	}
+	return r.faultMid().Add(origin), "the client's last read from the server before the fault"
 }
 
 // deadPeer builds the model's input; origin is the last segment received

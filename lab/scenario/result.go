@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,10 @@ type Expected struct {
 	Why        string   `json:"why"`
 	PredictedS *float64 `json:"predicted_s,omitempty"`
 	Tolerance  string   `json:"tolerance,omitempty"`
+	// TimedFrom says what the prediction counts from when it is not the
+	// fault, and FromS where that is relative to the fault.
+	TimedFrom string   `json:"timed_from,omitempty"`
+	FromS     *float64 `json:"timed_from_s,omitempty"`
 }
 
 // Observed is the observation as recorded in result.json.
@@ -123,12 +128,21 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	res.Ladder, res.Retransmits = r.ladder()
 	exp := r.Scenario.Expect(r)
 	res.Expected = Expected{Errors: exp.Errors, Error: strings.Join(exp.Errors, " or "), Why: exp.Reason}
+	origin, what := r.origin()
+	checkDetect, checkPlus := detect, plus
 	if exp.Detect > 0 {
-		res.PredictedS = secs(exp.Detect)
+		fromFault := origin.Sub(r.faultMid())
+		res.PredictedS = secs(fromFault + exp.Detect)
 		res.Expected.PredictedS, res.Expected.Tolerance = res.PredictedS, exp.Tol.String()
+		if what != "the fault" {
+			// Both instants are client stamps: only the clock's own
+			// uncertainty remains, not the fault's.
+			res.Expected.TimedFrom, res.Expected.FromS = what, secs(fromFault)
+			checkDetect, checkPlus = ob.At.Sub(origin), ob.Uncert
+		}
 	}
-	if complete && ob.Error != "" {
-		c := exp.Check(ob.Error, detect, plus)
+	if complete && (ob.Error != "" || slices.Contains(exp.Errors, model.NoError)) {
+		c := exp.Check(ob.Error, checkDetect, checkPlus)
 		res.Verdict, res.Why = c.Verdict, c.Why
 	} else {
 		res.Verdict = model.Unknown
@@ -208,6 +222,9 @@ func (res *Result) Summary() string {
 	obs := orNone(res.Observed.Error)
 	if res.Observed.DetectS != nil {
 		obs += fmt.Sprintf(" %.3f s ± %.3f s after the fault", *res.Observed.DetectS, res.Observed.DetectPlusS)
+	}
+	if res.Expected.TimedFrom != "" {
+		fmt.Fprintf(&b, "            timed from %s (%.3f s before the fault), on the client's clock\n", res.Expected.TimedFrom, -*res.Expected.FromS)
 	}
 	fmt.Fprintf(&b, "  observed  %s (%d retransmissions", obs, res.Retransmits)
 	if res.Observed.ClientExit != "" {

@@ -56,6 +56,7 @@ type Run struct {
 	cfg     Config
 	log     *slog.Logger
 	conn    map[string]*provision.Client
+	stale   []*provision.Client
 	clock   map[string]timeline.Clock
 	samples map[string][]timeline.ClockSample
 
@@ -230,10 +231,13 @@ func (r *Run) guest(ctx context.Context, role string) (*provision.Client, error)
 	return c, nil
 }
 
-// dropConn forgets a connection (its guest went away).
+// dropConn makes the next guest call dial anew (the guest rebooted or went
+// away). The old connection stays open until the run ends: closing it would
+// make the guest's sshd hang up the processes it started, which would close
+// the server's socket for a reason that is not the fault.
 func (r *Run) dropConn(role string) {
 	if c, ok := r.conn[role]; ok {
-		c.Close()
+		r.stale = append(r.stale, c)
 		delete(r.conn, role)
 	}
 }
@@ -242,6 +246,10 @@ func (r *Run) closeConns() {
 	for role := range r.conn {
 		r.dropConn(role)
 	}
+	for _, c := range r.stale {
+		c.Close()
+	}
+	r.stale = nil
 }
 
 // sh runs a command in a guest and returns its output; non-zero is an error.

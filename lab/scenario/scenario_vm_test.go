@@ -1,0 +1,66 @@
+package scenario_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hostlab/hostlab/lab/labtest"
+	"github.com/hostlab/hostlab/lab/model"
+	"github.com/hostlab/hostlab/lab/scenario"
+)
+
+// TestScenariosOnVMs runs every scenario once against real guests, with
+// shortened kernel timers, and checks the error the client observed.
+func TestScenariosOnVMs(t *testing.T) {
+	labtest.Require(t)
+	cfg := labtest.Config(t, "t-scenarios")
+	cfg.Grace = 2 * time.Second
+	l := labtest.Up(t, cfg)
+	short := []string{"client:net.ipv4.tcp_retries2=5"}
+	cases := []struct {
+		name     string
+		scenario string
+		opt      scenario.Options
+		want     []string
+	}{
+		{"kill-server", "kill-server", scenario.Options{}, []string{"EOF", "ECONNRESET"}},
+		{"kill-server event-driven", "kill-server", scenario.Options{Read: "event"}, []string{"EOF"}},
+		{"sigpipe default", "sigpipe", scenario.Options{}, []string{"SIGPIPE"}},
+		{"sigpipe ignored", "sigpipe", scenario.Options{SigpipeIgnore: true}, []string{"EPIPE"}},
+		{"power-off", "power-off", scenario.Options{Sysctls: short}, []string{"ETIMEDOUT", "EHOSTUNREACH"}},
+		{"power-off idle keepalive", "power-off", scenario.Options{Idle: true, Keepalive: "3s,1s,3"}, []string{"ETIMEDOUT", "EHOSTUNREACH"}},
+		{"power-off user timeout", "power-off", scenario.Options{UserTimeout: 6 * time.Second}, []string{"ETIMEDOUT", "EHOSTUNREACH"}},
+		{"crash-reboot", "crash-reboot", scenario.Options{Sysctls: short}, []string{"ECONNRESET"}},
+		{"shutdown closing server", "shutdown", scenario.Options{ServerSigterm: "close"}, []string{"EOF", "ECONNRESET"}},
+		{"shutdown ignoring server", "shutdown", scenario.Options{ServerSigterm: "ignore"}, []string{"EOF", "ECONNRESET"}},
+	}
+	out := t.TempDir()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := scenario.Lookup(c.scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			res, err := scenario.Execute(ctx, s, c.opt, scenario.Config{Lab: l, Out: out, Log: labtest.Logger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log("\n" + res.Summary())
+			if !slices.Contains(c.want, res.Observed.Error) {
+				t.Fatalf("observed %q, want one of %v", res.Observed.Error, c.want)
+			}
+			if !res.Complete || res.Observed.DetectS == nil {
+				t.Fatalf("incomplete result: %+v", res)
+			}
+			// A verdict other than expected is a finding, reported, not a
+			// test failure — but it must be a real verdict with a reason.
+			if res.Why == "" || (res.Verdict != model.Expected && res.Verdict != model.Unexpected && res.Verdict != model.Unknown) {
+				t.Fatalf("verdict %v without a reason", res.Verdict)
+			}
+		})
+	}
+}
