@@ -10,6 +10,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hostlab/hostlab/lab"
@@ -60,9 +61,41 @@ var crashReboot = Scenario{
 		}
 		if r.Opt.Idle && r.Opt.Keepalive == "" {
 			e.Errors, e.Reason = []string{model.NoError}, "an idle client without keepalive sends nothing, so nothing tells it"
+			return e
+		}
+		if rto := r.rtoAt(r.serverBack); rto > 0 {
+			// The RST answers the next scheduled retransmission: within one
+			// (backed-off) RTO of the host being back. The init's ready line
+			// comes a little after the address is up, hence the slack.
+			e.Detect, e.Tol = rto/2, model.Tolerance{Abs: rto/2 + 500*time.Millisecond}
+			e.Reason += fmt.Sprintf(", at its next retransmission: within one RTO (%s) of the host being back", rto.Round(time.Millisecond))
 		}
 		return e
 	},
+	Origin: func(r *Run) (time.Time, string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.serverBack, "the server's init reporting ready after the reboot (host clock)"
+	},
 	Bound: func(r *Run) time.Duration { return 2*time.Minute + r.Opt.Down },
 	Heal:  func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
+}
+
+// rtoAt is the client's RTO in the last TCP_INFO sample before t.
+func (r *Run) rtoAt(t time.Time) time.Duration {
+	clk, ok := r.clock[lab.RoleClient]
+	if t.IsZero() || !ok || r.client == nil {
+		return 0
+	}
+	var rto time.Duration
+	for _, e := range r.client.snapshot() {
+		if e.TCPInfo == nil {
+			continue
+		}
+		if at, _ := clk.HostTimeFromMono(e.MonoNS); at.After(t) {
+			break
+		}
+		rto = time.Duration(e.TCPInfo.RTOus) * time.Microsecond
+	}
+	return rto
 }
