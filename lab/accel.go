@@ -93,7 +93,7 @@ func probeKVM(ctx context.Context, cfg Config, hv *vms.Hypervisor, img provision
 	if err != nil {
 		return err
 	}
-	g := GuestState{Role: "probe", MgmtMAC: randomMAC(), LabMAC: randomMAC(), LabIP: labIPs[RoleServer], LabPrefix: labPrefix}
+	g := GuestState{Role: "probe", MgmtMAC: randomMAC()}
 	m := vms.Machine{
 		Name: probeDomain, Lab: "probe", Role: "probe", Kernel: img.Kernel, Initrd: initrd,
 		Cmdline: guestCmdline(g, time.Second, nil), MemoryMiB: 128, VCPUs: 1, Accel: vms.AccelKVM,

@@ -39,6 +39,8 @@ type Config struct {
 	Accel string
 	// Sysctls are applied by each guest's init at boot, by role.
 	Sysctls map[string][]string
+	// Routed puts a router guest between client and server (two links).
+	Routed bool
 	// Grace is the init's SIGTERM → SIGKILL grace period at shutdown.
 	Grace time.Duration
 	// BootTimeout bounds the wait for both guests to answer SSH.

@@ -113,7 +113,7 @@ func (l *Lab) Status(ctx context.Context) (LabStatus, error) {
 		}
 		s.Guests = append(s.Guests, GuestStatus{
 			Role: g.Role, Domain: g.Domain, State: st, SSH: "127.0.0.1:" + strconv.Itoa(g.MgmtPort),
-			LabIP: g.LabIP, Console: g.Console, MemoryMB: g.MemoryMiB,
+			LabIP: g.LabIP(), Console: g.Console, MemoryMB: g.MemoryMiB,
 		})
 	}
 	return s, nil

@@ -13,7 +13,7 @@ import (
 )
 
 // stateVersion is the version of lab.json's schema.
-const stateVersion = 1
+const stateVersion = 2
 
 // Roles of the guests in a two-host lab, in boot order.
 const (
@@ -21,7 +21,10 @@ const (
 	RoleServer = "server"
 )
 
-// Roles lists the guests of a lab.
+// RoleRouter is the third guest of a routed lab, between client and server.
+const RoleRouter = "router"
+
+// Roles lists the two ends of every lab; a routed lab adds RoleRouter.
 var Roles = []string{RoleClient, RoleServer}
 
 // ErrNoLab reports that a lab has no state folder: it was never brought up
@@ -44,12 +47,12 @@ func ValidateName(name string) error {
 
 // ValidateRole checks a guest role name.
 func ValidateRole(role string) error {
-	for _, r := range Roles {
+	for _, r := range append(Roles, RoleRouter) {
 		if r == role {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown guest %q: use client or server", role)
+	return fmt.Errorf("unknown guest %q: use client or server (or router in a routed lab)", role)
 }
 
 // State is a lab's persisted description (lab.json).
@@ -61,6 +64,8 @@ type State struct {
 	Accel         vms.Accel `json:"accel"`
 	KernelRelease string    `json:"kernel_release"`
 	ImageKey      string    `json:"image_key"`
+	// Routed says the lab has a router guest between client and server.
+	Routed bool `json:"routed,omitempty"`
 	// Grace is the guest init's SIGTERM → SIGKILL grace at shutdown.
 	Grace  time.Duration `json:"grace_ns"`
 	Guests []GuestState  `json:"guests"`
@@ -68,18 +73,37 @@ type State struct {
 
 // GuestState is what hostlab knows of one guest of a lab.
 type GuestState struct {
-	Role      string `json:"role"`
-	Domain    string `json:"domain"`
-	MgmtPort  int    `json:"mgmt_port"`
-	MgmtMAC   string `json:"mgmt_mac"`
-	LabMAC    string `json:"lab_mac"`
-	LabIP     string `json:"lab_ip"`
-	LabPrefix int    `json:"lab_prefix"`
-	HostKey   string `json:"host_key"`
-	Initrd    string `json:"initrd"`
-	Console   string `json:"console"`
-	Pcap      string `json:"pcap"`
-	MemoryMiB int    `json:"memory_mib"`
+	Role      string      `json:"role"`
+	Domain    string      `json:"domain"`
+	MgmtPort  int         `json:"mgmt_port"`
+	MgmtMAC   string      `json:"mgmt_mac"`
+	Links     []LinkState `json:"links"`
+	HostKey   string      `json:"host_key"`
+	Initrd    string      `json:"initrd"`
+	Console   string      `json:"console"`
+	MemoryMiB int         `json:"memory_mib"`
+}
+
+// LinkState is one of a guest's lab NICs.
+type LinkState struct {
+	MAC     string `json:"mac"`
+	IP      string `json:"ip"`
+	Prefix  int    `json:"prefix"`
+	Gateway string `json:"gateway,omitempty"`
+	// Pcap is the file QEMU writes every frame of this NIC to.
+	Pcap string `json:"pcap"`
+	// LocalPort and RemotePort are the link's UDP ports on 127.0.0.1.
+	LocalPort  int `json:"local_port"`
+	RemotePort int `json:"remote_port"`
+}
+
+// LabIP is the guest's address on its first lab link: the address the
+// client connects to on the server.
+func (g GuestState) LabIP() string {
+	if len(g.Links) == 0 {
+		return ""
+	}
+	return g.Links[0].IP
 }
 
 // Guest returns the state of the guest with the given role.

@@ -17,18 +17,42 @@ import (
 	"github.com/hostlab/hostlab/vms"
 )
 
-// Addresses on the lab link. The link is a UDP socket pair on the host's
-// loopback, so these addresses exist only between the two guests.
+// Management addresses. Lab links are UDP socket pairs on the host's
+// loopback, so lab addresses exist only between the guests.
 const (
-	labPrefix      = 24
-	mgmtGuestIP    = "10.0.2.15"
-	mgmtGuestCIDR  = mgmtGuestIP + "/24"
-	clientKeyFile  = "id_ed25519"
-	guestSSHPort   = 22
-	defaultLabBase = "192.168.77."
+	labPrefix     = 24
+	mgmtGuestIP   = "10.0.2.15"
+	mgmtGuestCIDR = mgmtGuestIP + "/24"
+	clientKeyFile = "id_ed25519"
+	guestSSHPort  = 22
 )
 
-var labIPs = map[string]string{RoleClient: defaultLabBase + "1", RoleServer: defaultLabBase + "2"}
+// end is one end of a lab link: a guest's NIC and its address.
+type end struct {
+	role, ip, gateway string
+}
+
+// topology lists a lab's links, each a pair of ends, as a plain table.
+func topology(routed bool) [][2]end {
+	if !routed {
+		return [][2]end{{{RoleClient, "192.168.77.1", ""}, {RoleServer, "192.168.77.2", ""}}}
+	}
+	return [][2]end{
+		{{RoleClient, "192.168.77.1", "192.168.77.254"}, {RoleRouter, "192.168.77.254", ""}},
+		{{RoleRouter, "192.168.78.254", ""}, {RoleServer, "192.168.78.2", "192.168.78.254"}},
+	}
+}
+
+// guestRoles lists a lab's guests in boot order.
+func guestRoles(routed bool) []string {
+	if routed {
+		return []string{RoleClient, RoleServer, RoleRouter}
+	}
+	return Roles
+}
+
+// routerSysctls make the router forward between its links.
+var routerSysctls = []string{"net.ipv4.ip_forward=1"}
 
 // step is one named stage of bringing a lab up, in the order run.
 type step struct {
@@ -141,19 +165,18 @@ func (r *upRun) keys(ctx context.Context) error {
 	r.state = &State{
 		Version: stateVersion, Name: r.cfg.Name, URI: r.cfg.URI, Created: time.Now().UTC(),
 		Accel: r.accel, KernelRelease: r.img.KernelRelease, ImageKey: r.img.Key, Grace: r.cfg.Grace,
+		Routed: r.cfg.Routed,
 	}
-	for _, role := range Roles {
+	for _, role := range guestRoles(r.cfg.Routed) {
 		host, err := provision.GenerateKey()
 		if err != nil {
 			return err
 		}
 		g := GuestState{
-			Role: role, Domain: vms.DomainName(r.cfg.Name, role),
-			MgmtMAC: randomMAC(), LabMAC: randomMAC(), LabIP: labIPs[role], LabPrefix: labPrefix,
+			Role: role, Domain: vms.DomainName(r.cfg.Name, role), MgmtMAC: randomMAC(),
 			HostKey:   strings.TrimSpace(string(ssh.MarshalAuthorizedKey(host.PublicKey()))),
 			Initrd:    filepath.Join(r.dir, role+".initrd"),
 			Console:   filepath.Join(r.dir, role+".console.log"),
-			Pcap:      filepath.Join(r.dir, role+".lab0.pcap"),
 			MemoryMiB: r.cfg.MemoryMiB,
 		}
 		if err := provision.WriteGuestInitrd(ctx, r.img.Initrd, g.Initrd, host, []ssh.PublicKey{r.client.PublicKey()}); err != nil {
@@ -164,12 +187,37 @@ func (r *upRun) keys(ctx context.Context) error {
 	return nil
 }
 
-// start allocates ports, defines both domains and starts them.
-func (r *upRun) start(ctx context.Context) error {
-	udp, err := freeUDPPorts(2)
+// wire gives every guest its lab NICs: a MAC, an address and a UDP port
+// pair per link end.
+func (r *upRun) wire() error {
+	links := topology(r.cfg.Routed)
+	ports, err := freeUDPPorts(2 * len(links))
 	if err != nil {
 		return err
 	}
+	for i, link := range links {
+		for side, e := range link {
+			g, err := r.state.Guest(e.role)
+			if err != nil {
+				return err
+			}
+			n := len(g.Links)
+			g.Links = append(g.Links, LinkState{
+				MAC: randomMAC(), IP: e.ip, Prefix: labPrefix, Gateway: e.gateway,
+				Pcap:      filepath.Join(r.dir, fmt.Sprintf("%s.lab%d.pcap", e.role, n)),
+				LocalPort: ports[2*i+side], RemotePort: ports[2*i+1-side],
+			})
+		}
+	}
+	return nil
+}
+
+// start allocates ports, defines the domains and starts them.
+func (r *upRun) start(ctx context.Context) error {
+	if err := r.wire(); err != nil {
+		return err
+	}
+	var err error
 	for i := range r.state.Guests {
 		if r.state.Guests[i].MgmtPort, err = freeTCPPort(); err != nil {
 			return err
@@ -178,10 +226,12 @@ func (r *upRun) start(ctx context.Context) error {
 	if err := writeState(r.dir, r.state); err != nil {
 		return err
 	}
-	for i, g := range r.state.Guests {
-		m := r.machine(g, vms.Link{MAC: g.LabMAC, LocalPort: udp[i], RemotePort: udp[1-i]})
-		if err := prepareQEMUFile(g.Pcap); err != nil {
-			return err
+	for _, g := range r.state.Guests {
+		m := r.machine(g)
+		for _, p := range m.Pcaps {
+			if err := prepareQEMUFile(p); err != nil {
+				return err
+			}
 		}
 		if err := r.hv.Define(ctx, m); err != nil {
 			return err
@@ -204,15 +254,23 @@ func (r *upRun) start(ctx context.Context) error {
 }
 
 // machine is the domain description of guest g.
-func (r *upRun) machine(g GuestState, link vms.Link) vms.Machine {
-	return vms.Machine{
+func (r *upRun) machine(g GuestState) vms.Machine {
+	sysctls := r.cfg.Sysctls[g.Role]
+	if g.Role == RoleRouter {
+		sysctls = append(append([]string(nil), routerSysctls...), sysctls...)
+	}
+	m := vms.Machine{
 		Name: g.Domain, Lab: r.cfg.Name, Role: g.Role,
 		Kernel: r.img.Kernel, Initrd: g.Initrd,
-		Cmdline:   guestCmdline(g, r.cfg.Grace, r.cfg.Sysctls[g.Role]),
+		Cmdline:   guestCmdline(g, r.cfg.Grace, sysctls),
 		MemoryMiB: g.MemoryMiB, VCPUs: 1, Accel: r.accel, Console: g.Console,
 		MgmtMAC: g.MgmtMAC, MgmtPort: g.MgmtPort,
-		Links: []vms.Link{link}, Pcaps: []string{g.Pcap},
 	}
+	for _, l := range g.Links {
+		m.Links = append(m.Links, vms.Link{MAC: l.MAC, LocalPort: l.LocalPort, RemotePort: l.RemotePort})
+		m.Pcaps = append(m.Pcaps, l.Pcap)
+	}
+	return m
 }
 
 // guestCmdline is the kernel command line the guest init reads its
@@ -222,9 +280,15 @@ func guestCmdline(g GuestState, grace time.Duration, sysctls []string) string {
 		"console=ttyS0", "panic=-1", "quiet", "mitigations=off",
 		"hostlab.name=" + g.Role,
 		fmt.Sprintf("hostlab.net=%s,%s", g.MgmtMAC, mgmtGuestCIDR),
-		fmt.Sprintf("hostlab.net=%s,%s/%d", g.LabMAC, g.LabIP, g.LabPrefix),
 		fmt.Sprintf("hostlab.ssh=%s:%d", mgmtGuestIP, guestSSHPort),
 		"hostlab.grace=" + grace.String(),
+	}
+	for _, l := range g.Links {
+		nic := fmt.Sprintf("hostlab.net=%s,%s/%d", l.MAC, l.IP, l.Prefix)
+		if l.Gateway != "" {
+			nic += "," + l.Gateway
+		}
+		parts = append(parts, nic)
 	}
 	for _, s := range sysctls {
 		parts = append(parts, "hostlab.sysctl="+s)
@@ -273,8 +337,9 @@ func (l *Lab) waitReady(ctx context.Context) error {
 	defer cancel()
 	g, ctx := errgroup.WithContext(ctx)
 	t0 := time.Now()
-	times := make([]time.Duration, len(Roles))
-	for i, role := range Roles {
+	roles := guestRoles(l.State.Routed)
+	times := make([]time.Duration, len(roles))
+	for i, role := range roles {
 		g.Go(func() error {
 			gs, err := l.State.Guest(role)
 			if err != nil {
@@ -301,7 +366,7 @@ func (l *Lab) waitReady(ctx context.Context) error {
 		return err
 	}
 	l.BootTimes = map[string]time.Duration{}
-	for i, role := range Roles {
+	for i, role := range roles {
 		l.BootTimes[role] = times[i]
 	}
 	return nil

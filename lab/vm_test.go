@@ -99,7 +99,7 @@ func TestLabVMs(t *testing.T) {
 		var got string
 		for i := 0; i < 50 && !strings.Contains(got, "pong"); i++ {
 			time.Sleep(200 * time.Millisecond)
-			got = run(t, ctx, l, lab.RoleClient, fmt.Sprintf("echo ping | nc -w 3 %s 9000 || true", server.LabIP))
+			got = run(t, ctx, l, lab.RoleClient, fmt.Sprintf("echo ping | nc -w 3 %s 9000 || true", server.LabIP()))
 		}
 		if !strings.Contains(got, "pong") {
 			t.Fatalf("client got %q over the lab link, want pong", got)
@@ -107,8 +107,8 @@ func TestLabVMs(t *testing.T) {
 		if err := <-srvErr; err != nil {
 			t.Fatalf("server side: %v", err)
 		}
-		if out := run(t, ctx, l, lab.RoleClient, "ip -o addr show"); !strings.Contains(out, client.LabIP+"/") {
-			t.Fatalf("client lacks its lab address %s: %s", client.LabIP, out)
+		if out := run(t, ctx, l, lab.RoleClient, "ip -o addr show"); !strings.Contains(out, client.LabIP()+"/") {
+			t.Fatalf("client lacks its lab address %s: %s", client.LabIP(), out)
 		}
 	})
 

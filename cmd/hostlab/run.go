@@ -70,6 +70,13 @@ Exit status 0 when the run completed, whatever the verdict; non-zero when it cou
 				return err
 			}
 			ctx := cmd.Context()
+			if s.Routed {
+				// A routed lab is its own lab; "routed" unless named.
+				if !cmd.Flags().Changed("lab") {
+					f.lab = "routed"
+				}
+				f.up.routed = true
+			}
 			f.up.name = f.lab
 			cfg, err := f.up.config(g)
 			if err != nil {
@@ -83,6 +90,9 @@ Exit status 0 when the run completed, whatever the verdict; non-zero when it cou
 				}
 			}
 			defer l.Close()
+			if s.Routed && !l.State.Routed {
+				return fmt.Errorf("scenario %s needs a routed lab and lab %s has no router: use another --lab, or `hostlab up --lab NAME --routed`", s.Name, l.Name())
+			}
 			out := f.out
 			if out == "" {
 				out = filepath.Join(lab.HomeDir(), "runs")

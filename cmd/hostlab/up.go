@@ -25,6 +25,7 @@ type upFlags struct {
 	accel         string
 	grace         time.Duration
 	sysctls       []string
+	routed        bool
 }
 
 // register adds the flags; boot sysctls only where asked (hostlab run
@@ -36,6 +37,7 @@ func (f *upFlags) register(cmd *cobra.Command, bootSysctls bool) {
 	cmd.Flags().IntVar(&f.memory, "memory", 128, "RAM per guest in MiB")
 	cmd.Flags().StringVar(&f.accel, "accel", "auto", "accelerator: auto (probe KVM by booting, else TCG), kvm or tcg")
 	cmd.Flags().DurationVar(&f.grace, "grace", 5*time.Second, "guest init's grace between SIGTERM and SIGKILL at shutdown")
+	cmd.Flags().BoolVar(&f.routed, "routed", false, "put a router VM between client and server (two lab links; the unreachable scenario needs it)")
 	if bootSysctls {
 		cmd.Flags().StringArrayVar(&f.sysctls, "sysctl", nil, "ROLE:KEY=VALUE applied at guest boot, e.g. client:net.ipv4.tcp_retries2=5 (repeatable)")
 	}
@@ -45,7 +47,7 @@ func (f *upFlags) register(cmd *cobra.Command, bootSysctls bool) {
 func (f *upFlags) config(g *globals) (lab.Config, error) {
 	cfg := g.labConfig(f.name)
 	cfg.Kernel = provision.KernelSpec{Package: f.kernelPackage, Image: f.kernelImage, ModulesDir: f.kernelModules}
-	cfg.MemoryMiB, cfg.Accel, cfg.Grace = f.memory, f.accel, f.grace
+	cfg.MemoryMiB, cfg.Accel, cfg.Grace, cfg.Routed = f.memory, f.accel, f.grace, f.routed
 	cfg.Sysctls = map[string][]string{}
 	for _, s := range f.sysctls {
 		role, kv, ok := strings.Cut(s, ":")
@@ -77,7 +79,7 @@ func newUpCmd(g *globals) *cobra.Command {
 			fmt.Printf("lab %s is up in %s (%s, kernel %s); state in %s\n", l.Name(),
 				time.Since(t0).Round(10*time.Millisecond), l.State.Accel, l.State.KernelRelease, l.Dir())
 			for _, gs := range l.State.Guests {
-				fmt.Printf("  %-6s %s  lab %s  ssh 127.0.0.1:%d\n", gs.Role, gs.Domain, gs.LabIP, gs.MgmtPort)
+				fmt.Printf("  %-6s %s  lab %s  ssh 127.0.0.1:%d\n", gs.Role, gs.Domain, gs.LabIP(), gs.MgmtPort)
 			}
 			return nil
 		},

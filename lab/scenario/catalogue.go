@@ -31,12 +31,18 @@ type Scenario struct {
 	Origin func(r *Run) (time.Time, string)
 	// Bound is how long to watch the client after the fault.
 	Bound func(r *Run) time.Duration
+	// Routed says the scenario needs a router guest between client and
+	// server (a lab brought up with Routed).
+	Routed bool
+	// Followup, if set, gathers more evidence after the observation, before
+	// the heal, and returns it as one line.
+	Followup func(ctx context.Context, r *Run) string
 	// Heal repairs the server host after the observation.
 	Heal func(ctx context.Context, r *Run) error
 }
 
 // Catalogue lists every scenario, in the order of UNP 5.12–5.16.
-var Catalogue = []Scenario{killServer, sigpipe, powerOff, crashReboot, shutdown}
+var Catalogue = []Scenario{killServer, sigpipe, powerOff, unreachable, crashReboot, shutdown}
 
 // Lookup finds a scenario by name.
 func Lookup(name string) (Scenario, error) {

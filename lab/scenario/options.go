@@ -115,8 +115,8 @@ func parseSeconds(s string) (time.Duration, error) {
 func ParseSysctl(s string) (role, key, value string, err error) {
 	role, kv, ok := strings.Cut(s, ":")
 	key, value, ok2 := strings.Cut(kv, "=")
-	if !ok || !ok2 || (role != "client" && role != "server") || key == "" || strings.ContainsAny(key, " /;'\"$`") || strings.ContainsAny(value, ";'\"$`\n") {
-		return "", "", "", fmt.Errorf("--sysctl %q: want ROLE:KEY=VALUE with ROLE client or server, e.g. client:net.ipv4.tcp_retries2=5", s)
+	if !ok || !ok2 || (role != "client" && role != "server" && role != "router") || key == "" || strings.ContainsAny(key, " /;'\"$`") || strings.ContainsAny(value, ";'\"$`\n") {
+		return "", "", "", fmt.Errorf("--sysctl %q: want ROLE:KEY=VALUE with ROLE client, server or router, e.g. client:net.ipv4.tcp_retries2=5", s)
 	}
 	return role, key, value, nil
 }

@@ -122,6 +122,16 @@ func (r *Run) deadPeer() (model.Detection, time.Duration, error) {
 		},
 		Keepalive: ka,
 	}
+	r.lastDeadPeer = p
 	det, err := model.DetectDeadPeer(p)
 	return det, lastRecv.Sub(fault), err
+}
+
+// deadPeerInput is the model input deadPeer builds, for scenarios that
+// predict the abort directly.
+func (r *Run) deadPeerInput() (model.AbortInput, error) {
+	if _, _, err := r.deadPeer(); err != nil {
+		return model.AbortInput{}, err
+	}
+	return r.lastDeadPeer.Conn, nil
 }

@@ -43,6 +43,9 @@ type Result struct {
 	Started    time.Time  `json:"started"`
 	FaultAt    time.Time  `json:"fault_at,omitempty"`
 	Notes      []string   `json:"notes,omitempty"`
+	// Followup is evidence gathered after the observation, e.g. a second
+	// connect to the dead host (unreachable).
+	Followup string `json:"followup,omitempty"`
 }
 
 // Expected is the expectation as recorded in result.json.
@@ -151,6 +154,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 			res.Why = "the run did not complete: " + reason
 		}
 	}
+	res.Followup = r.followup
 	r.mu.Lock()
 	res.Notes = append([]string(nil), r.notes...)
 	r.mu.Unlock()
@@ -176,16 +180,15 @@ func (res *Result) write() error {
 // copyEvidence copies this run's part of the consoles and the client's pcap
 // of the lab link into the run folder.
 func (r *Run) copyEvidence() {
-	for _, role := range lab.Roles {
-		g, err := r.cfg.Lab.State.Guest(role)
-		if err != nil {
-			continue
-		}
+	for _, g := range r.cfg.Lab.State.Guests {
+		role := g.Role
 		if err := copyFrom(g.Console, filepath.Join(r.Dir, role+".console.log"), r.consoleOff[role]); err != nil {
 			r.note("copy console: " + err.Error())
 		}
-		if err := copyFrom(g.Pcap, filepath.Join(r.Dir, role+".lab0.pcap"), 0); err != nil {
-			r.note("copy pcap: " + err.Error())
+		for i, l := range g.Links {
+			if err := copyFrom(l.Pcap, filepath.Join(r.Dir, fmt.Sprintf("%s.lab%d.pcap", role, i)), 0); err != nil {
+				r.note("copy pcap: " + err.Error())
+			}
 		}
 	}
 }
@@ -235,6 +238,9 @@ func (res *Result) Summary() string {
 		fmt.Fprintf(&b, "            server back after %.2f s; client learnt %.2f s later\n", *res.Observed.ServerBackS, *res.Observed.DetectAfterBackS)
 	}
 	fmt.Fprintf(&b, "  why       %s\n", res.Why)
+	if res.Followup != "" {
+		fmt.Fprintf(&b, "  then      %s\n", res.Followup)
+	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(&b, "  note      %s\n", n)
 	}

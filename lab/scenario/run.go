@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/hostlab/hostlab/echo/classic"
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/clocksync"
+	"github.com/hostlab/hostlab/lab/model"
 	"github.com/hostlab/hostlab/lab/timeline"
 	"github.com/hostlab/hostlab/provision"
 	"github.com/hostlab/hostlab/vms"
@@ -32,6 +34,7 @@ var relevantSysctls = []string{
 	"net.ipv4.tcp_thin_linear_timeouts", "net.ipv4.neigh.default.gc_stale_time",
 	"net.ipv4.neigh.default.base_reachable_time_ms", "net.ipv4.neigh.default.mcast_solicit",
 	"net.ipv4.neigh.default.ucast_solicit", "net.ipv4.neigh.default.retrans_time_ms",
+	"net.ipv4.ip_forward",
 }
 
 // Config says where a run happens and what it writes.
@@ -70,6 +73,13 @@ type Run struct {
 	faultEnd   time.Time
 	serverBack time.Time
 	consoleOff map[string]int64
+
+	// lastDeadPeer is the dead-peer model input last built (power-off,
+	// unreachable).
+	lastDeadPeer model.DeadPeer
+	// followup is evidence gathered after the observation (unreachable's
+	// second connect).
+	followup string
 
 	sysctls map[string]map[string]string
 	kernel  map[string]string
@@ -169,6 +179,10 @@ func (r *Run) execute(ctx context.Context) (*Result, error) {
 	}
 	r.observe(ctx)
 	r.client.stop()
+	if r.Scenario.Followup != nil {
+		r.followup = r.Scenario.Followup(ctx, r)
+		r.log.Info("followup", "result", r.followup)
+	}
 	if r.Scenario.Heal != nil {
 		if err := r.Scenario.Heal(ctx, r); err != nil {
 			r.note("heal: " + err.Error())
@@ -283,8 +297,15 @@ func (r *Run) prepare(ctx context.Context) error {
 			return fmt.Errorf("apply --sysctl %s: %w", s, err)
 		}
 	}
-	for _, role := range lab.Roles {
-		out, err := r.sh(ctx, role, "uname -r; for k in "+strings.Join(relevantSysctls, " ")+"; do echo \"$k=$(sysctl -n $k 2>/dev/null)\"; done")
+	for _, g := range r.cfg.Lab.State.Guests {
+		role := g.Role
+		keys := append([]string(nil), relevantSysctls...)
+		for _, s := range r.Opt.Sysctls {
+			if rl, key, _, _ := ParseSysctl(s); rl == role && !slices.Contains(keys, key) {
+				keys = append(keys, key)
+			}
+		}
+		out, err := r.sh(ctx, role, "uname -r; for k in "+strings.Join(keys, " ")+"; do echo \"$k=$(sysctl -n $k 2>/dev/null)\"; done")
 		if err != nil {
 			return err
 		}
@@ -424,9 +445,9 @@ func (r *Run) clientArgs() string {
 		if r.Scenario.Name == "sigpipe" {
 			args = append(args, "--twice", "--gap-ms", "200")
 		}
-		return "exec " + strings.Join(append(args, srv.LabIP, fmt.Sprint(EchoPort)), " ")
+		return "exec " + strings.Join(append(args, srv.LabIP(), fmt.Sprint(EchoPort)), " ")
 	}
-	args := []string{r.clientBinary(), "--connect", fmt.Sprintf("%s:%d", srv.LabIP, EchoPort), "--read", o.Read, "--interval", o.Interval.String()}
+	args := []string{r.clientBinary(), "--connect", fmt.Sprintf("%s:%d", srv.LabIP(), EchoPort), "--read", o.Read, "--interval", o.Interval.String()}
 	if o.Idle {
 		args = append(args, "--idle")
 	}

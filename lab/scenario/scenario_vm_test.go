@@ -3,6 +3,7 @@ package scenario_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +63,39 @@ func TestScenariosOnVMs(t *testing.T) {
 				t.Fatalf("verdict %v without a reason", res.Verdict)
 			}
 		})
+	}
+}
+
+// TestUnreachableOnVMs powers the server off behind a router guest: the
+// router's ICMP host unreachable must surface as EHOSTUNREACH at the abort,
+// and a new connect must fail fast.
+func TestUnreachableOnVMs(t *testing.T) {
+	labtest.Require(t)
+	cfg := labtest.Config(t, "t-routed")
+	cfg.Routed = true
+	l := labtest.Up(t, cfg)
+	s, err := scenario.Lookup("unreachable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// Short router neighbour timers make the router give up on the dead
+	// server well before tcp_retries2=5 aborts.
+	opt := scenario.Options{Sysctls: []string{
+		"client:net.ipv4.tcp_retries2=5",
+		"router:net.ipv4.neigh.eth1.base_reachable_time_ms=1000",
+		"router:net.ipv4.neigh.eth1.delay_first_probe_time=1",
+	}}
+	res, err := scenario.Execute(ctx, s, opt, scenario.Config{Lab: l, Out: t.TempDir(), Log: labtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + res.Summary())
+	if res.Observed.Error != "EHOSTUNREACH" {
+		t.Fatalf("observed %q, want EHOSTUNREACH", res.Observed.Error)
+	}
+	if !strings.Contains(res.Followup, "EHOSTUNREACH") {
+		t.Fatalf("second connect: %q, want EHOSTUNREACH", res.Followup)
 	}
 }
