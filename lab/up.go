@@ -84,6 +84,10 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	r := &upRun{cfg: cfg, hv: hv, dir: cfg.labDir()}
+	if err := CheckFreeSpace(cfg.Home, minFreeBytes); err != nil {
+		hv.Close()
+		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
+	}
 	if err := r.checkAbsent(ctx); err != nil {
 		hv.Close()
 		return nil, err

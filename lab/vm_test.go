@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostlab/hostlab/echo/classic"
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/labtest"
 	"github.com/hostlab/hostlab/provision"
@@ -85,6 +86,41 @@ func TestLabVMs(t *testing.T) {
 		}
 		if got := run(t, ctx, l, lab.RoleServer, "/opt/hostlab/bin/hello.sh"); got != "hello from server\n" {
 			t.Fatalf("script said %q", got)
+		}
+	})
+
+	t.Run("deploy the classic pair and echo across the link", func(t *testing.T) {
+		srvBin, cliBin, err := classic.Build(ctx, "", t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, role := range lab.Roles {
+			c, err := l.Dial(ctx, role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files := []provision.File{{Local: srvBin}, {Local: cliBin}}
+			if _, err := provision.Deploy(ctx, c, files); err != nil {
+				t.Fatalf("deploy to %s: %v", role, err)
+			}
+			c.Close()
+		}
+		srvErr := make(chan error, 1)
+		go func() {
+			_, err := runErr(ctx, l, lab.RoleServer, "timeout 20 /opt/hostlab/bin/echo_server 9997 >/dev/null 2>&1; true")
+			srvErr <- err
+		}()
+		var out string
+		for i := 0; i < 50 && !strings.Contains(out, `"ev":"read"`); i++ {
+			time.Sleep(200 * time.Millisecond)
+			out, _ = runErr(ctx, l, lab.RoleClient, fmt.Sprintf("/opt/hostlab/bin/echo_client --lines 2 --interval-ms 100 %s 9997", server.LabIP()))
+		}
+		if strings.Count(out, `"ev":"read"`) != 2 {
+			t.Fatalf("classic client did not get 2 echoes:\n%s", out)
+		}
+		run(t, ctx, l, lab.RoleServer, "killall echo_server; true")
+		if err := <-srvErr; err != nil {
+			t.Fatal(err)
 		}
 	})
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -20,28 +21,19 @@ func newExecCmd(g *globals) *cobra.Command {
 		Short: "Run a command in a guest; its exit status becomes hostlab's",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			role := args[0]
-			if err := lab.ValidateRole(role); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			l, err := lab.Open(ctx, g.labConfig(name))
+			c, closeAll, err := g.dialGuest(ctx, name, args[0])
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			c, err := l.Dial(ctx, role)
-			if err != nil {
-				return fmt.Errorf("connect to %s of lab %s: %w", role, name, err)
-			}
-			defer c.Close()
+			defer closeAll()
 			opts := provision.RunOptions{Stdout: os.Stdout, Stderr: os.Stderr, Pty: tty}
 			if !term.IsTerminal(int(os.Stdin.Fd())) {
 				opts.Stdin = os.Stdin
 			}
 			status, err := c.Run(ctx, shellJoin(args[1:]), opts)
 			if err != nil {
-				return fmt.Errorf("run on %s: %w", role, err)
+				return fmt.Errorf("run on %s: %w", args[0], err)
 			}
 			if status != 0 {
 				return exitError{status}
@@ -61,21 +53,12 @@ func newSSHCmd(g *globals) *cobra.Command {
 		Short: "Open an interactive shell in a guest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			role := args[0]
-			if err := lab.ValidateRole(role); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			l, err := lab.Open(ctx, g.labConfig(name))
+			c, closeAll, err := g.dialGuest(ctx, name, args[0])
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			c, err := l.Dial(ctx, role)
-			if err != nil {
-				return fmt.Errorf("connect to %s of lab %s: %w", role, name, err)
-			}
-			defer c.Close()
+			defer closeAll()
 			fd := int(os.Stdin.Fd())
 			w, h := 80, 24
 			if term.IsTerminal(fd) {
@@ -123,4 +106,22 @@ func shellJoin(args []string) string {
 		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	return strings.Join(q, " ")
+}
+
+// dialGuest opens lab name and an SSH connection to its guest role; close
+// releases both.
+func (g *globals) dialGuest(ctx context.Context, name, role string) (*provision.Client, func(), error) {
+	if err := lab.ValidateRole(role); err != nil {
+		return nil, nil, err
+	}
+	l, err := lab.Open(ctx, g.labConfig(name))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := l.Dial(ctx, role)
+	if err != nil {
+		l.Close()
+		return nil, nil, fmt.Errorf("connect to %s of lab %s: %w", role, name, err)
+	}
+	return c, func() { c.Close(); l.Close() }, nil
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/provision"
@@ -63,7 +62,7 @@ func checks(g *globals) []check {
 			return provision.CheckGuestBinary(exe)
 		}, "build hostlab statically: CGO_ENABLED=0 go build -o hostlab ./cmd/hostlab", false},
 		{"free disk for the cache (1 GiB)", func(context.Context) error {
-			return freeSpace(homeOf(g), 1<<30)
+			return lab.CheckFreeSpace(homeOf(g), 1<<30)
 		}, "free disk space under " + homeOf(g) + " or point --home elsewhere", false},
 		{"/dev/kvm (optional: without it guests run under TCG)", func(context.Context) error {
 			_, err := os.Stat("/dev/kvm")
@@ -77,26 +76,6 @@ func homeOf(g *globals) string {
 		return g.home
 	}
 	return lab.HomeDir()
-}
-
-// freeSpace checks that the file system holding path (or its nearest existing
-// parent) has at least need bytes free.
-func freeSpace(path string, need uint64) error {
-	for p := path; ; p = p[:strings.LastIndex(p, "/")] {
-		if p == "" {
-			p = "/"
-		}
-		var st unix.Statfs_t
-		if err := unix.Statfs(p, &st); err == nil {
-			if free := st.Bavail * uint64(st.Bsize); free < need {
-				return fmt.Errorf("only %d MiB free at %s", free>>20, p)
-			}
-			return nil
-		}
-		if p == "/" {
-			return fmt.Errorf("cannot stat %s", path)
-		}
-	}
 }
 
 func missingPackages() []string {
