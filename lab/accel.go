@@ -51,7 +51,7 @@ func chooseAccel(ctx context.Context, cfg Config, hv *vms.Hypervisor, img provis
 	var rec accelRecord
 	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &rec) == nil && rec.Key == key {
 		if rec.Accel == vms.AccelTCG {
-			cfg.Log.Warn("KVM did not boot a guest here (cached probe): guests run under TCG", "reason", rec.Reason)
+			cfg.Log.Warn("guests run under TCG: KVM did not boot a probe guest here (cached in " + path + ")")
 		}
 		return rec.Accel, nil
 	}
