@@ -75,7 +75,7 @@ func FetchKernel(ctx context.Context, cacheDir string, spec KernelSpec, progress
 	pkg := spec.Package
 	if pkg == "" {
 		var err error
-		if pkg, err = defaultKernelPackage(ctx); err != nil {
+		if pkg, err = memoDefaultPackage(ctx, filepath.Join(cacheDir, "kernels"), progress); err != nil {
 			return Kernel{}, err
 		}
 	}

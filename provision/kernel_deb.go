@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -63,6 +64,47 @@ func defaultKernelPackage(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("resolve linux-image-amd64: no linux-image dependency in apt-cache output (%w?)", ErrNoAptLists)
+}
+
+// aptLists is where apt keeps its package lists; its mtime changes with
+// every apt-get update.
+var aptLists = "/var/lib/apt/lists"
+
+// defaultMemo remembers which package linux-image-amd64 meant for one
+// state of apt's lists (asking apt-cache costs about a second).
+type defaultMemo struct {
+	Package    string `json:"package"`
+	ListsStamp int64  `json:"lists_stamp"`
+}
+
+// memoDefaultPackage is defaultKernelPackage, remembered in dir until apt's
+// lists change. When apt cannot answer (no lists) a remembered answer is
+// used, with a notice.
+func memoDefaultPackage(ctx context.Context, dir string, progress func(string)) (string, error) {
+	path := filepath.Join(dir, "default-package.json")
+	var stamp int64
+	if fi, err := os.Stat(aptLists); err == nil {
+		stamp = fi.ModTime().UnixNano()
+	}
+	var memo defaultMemo
+	haveMemo := readJSON(path, &memo) == nil && validPackageName(memo.Package)
+	if haveMemo && memo.ListsStamp == stamp && stamp != 0 {
+		return memo.Package, nil
+	}
+	pkg, err := defaultKernelPackage(ctx)
+	if err != nil {
+		if haveMemo && errors.Is(err, ErrNoAptLists) {
+			progress(fmt.Sprintf("apt cannot resolve linux-image-amd64; using %s as last resolved", memo.Package))
+			return memo.Package, nil
+		}
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		if b, err := json.Marshal(defaultMemo{Package: pkg, ListsStamp: stamp}); err == nil {
+			_ = os.WriteFile(path, b, 0o644) // A lost memo costs one more apt-cache call.
+		}
+	}
+	return pkg, nil
 }
 
 // downloadPackage runs apt-get download in dir and returns the .deb path.

@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -258,5 +259,26 @@ func TestBzImageRelease(t *testing.T) {
 	banner := []byte("junk %s Linux version %s (%s)\x00Linux version 6.1.0-9-amd64 (builder@host) (gcc)")
 	if got := vmlinuxRelease(banner); got != "6.1.0-9-amd64" {
 		t.Errorf("vmlinuxRelease = %q", got)
+	}
+}
+
+func TestMemoDefaultPackage(t *testing.T) {
+	lists := t.TempDir()
+	old := aptLists
+	aptLists = lists
+	t.Cleanup(func() { aptLists = old })
+	dir := t.TempDir()
+	memo := defaultMemo{Package: "linux-image-6.1.0-7-amd64"}
+	if fi, err := os.Stat(lists); err == nil {
+		memo.ListsStamp = fi.ModTime().UnixNano()
+	}
+	b, _ := json.Marshal(memo)
+	if err := os.WriteFile(filepath.Join(dir, "default-package.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The lists have not changed since the memo: apt is not asked.
+	pkg, err := memoDefaultPackage(context.Background(), dir, func(string) {})
+	if err != nil || pkg != memo.Package {
+		t.Fatalf("memoDefaultPackage = %q, %v; want the remembered %s", pkg, err, memo.Package)
 	}
 }
