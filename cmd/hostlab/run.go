@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -83,11 +84,20 @@ Exit status 0 when the run completed, whatever the verdict; non-zero when it cou
 				return err
 			}
 			l, err := lab.Open(ctx, cfg)
-			if err != nil {
+			if err == nil {
+				for _, name := range []string{"grace", "memory", "accel", "kernel", "kernel-package", "modules"} {
+					if cmd.Flags().Changed(name) {
+						l.Close()
+						return fmt.Errorf("--%s applies when a lab is brought up, and lab %s is already up: run `hostlab down --lab %s` first, or drop --%s", name, f.lab, f.lab, name)
+					}
+				}
+			} else if errors.Is(err, lab.ErrNoLab) {
 				g.logger().Info("bringing the lab up", "lab", f.lab)
 				if l, err = lab.Up(ctx, cfg); err != nil {
 					return err
 				}
+			} else {
+				return err
 			}
 			defer l.Close()
 			if s.Routed && !l.State.Routed {

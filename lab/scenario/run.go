@@ -100,6 +100,11 @@ func Execute(ctx context.Context, s Scenario, opt Options, cfg Config) (*Result,
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	unlock, err := cfg.Lab.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	dir := filepath.Join(cfg.Out, time.Now().UTC().Format("20060102T150405Z")+"-"+s.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run folder: %w", err)
