@@ -342,6 +342,7 @@ func (l *Lab) waitReady(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	t0 := time.Now()
 	roles := guestRoles(l.State.Routed)
+	l.cfg.Log.Info("booting guests", "lab", l.Name(), "guests", strings.Join(roles, ","), "accel", l.State.Accel)
 	times := make([]time.Duration, len(roles))
 	for i, role := range roles {
 		g.Go(func() error {
@@ -363,6 +364,7 @@ func (l *Lab) waitReady(ctx context.Context) error {
 				return l.bootError(role, err)
 			}
 			times[i] = time.Since(t0)
+			l.cfg.Log.Info("guest answers ssh", "guest", role, "after", times[i].Round(10*time.Millisecond))
 			return c.Close()
 		})
 	}
