@@ -14,8 +14,10 @@
 //     cacheDir/images/<key>/. WriteGuestInitrd appends a per-guest archive with
 //     the guest's SSH host key and authorized keys.
 //   - Access: Dial and WaitReady open an SSH connection to a guest (host key
-//     pinned, user root); Client runs commands, uploads files over SFTP and
-//     opens interactive shells.
+//     pinned, user root); Client runs commands, starts long-running ones with
+//     live output (Start, Process, LineWriter), uploads files over SFTP and
+//     opens interactive shells. Deploy puts static binaries and scripts into
+//     a guest, checksum-verified, skipping identical files.
 //
 // Everything written to the cache is world-readable (directories 0755, files
 // 0644) because QEMU runs as an unprivileged user (libvirt-qemu) and must read
