@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/model"
 )
@@ -31,10 +32,13 @@ var killServer = Scenario{
 				Detect: 100 * time.Millisecond, Tol: model.Tolerance{Abs: 400 * time.Millisecond},
 			}
 		}
+		// The kill lands just after an echo (afterNextEcho), so the client
+		// learns at its next line, one interval later less the kill's own
+		// latency.
 		return model.Expectation{
 			Errors: []string{model.EOF, model.ECONNRESET},
-			Reason: "str_cli notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first",
-			Detect: r.Opt.Interval / 2, Tol: model.Tolerance{Abs: r.Opt.Interval/2 + 500*time.Millisecond},
+			Reason: "str_cli, asleep before its next line, notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first",
+			Detect: r.Opt.Interval - 150*time.Millisecond, Tol: model.Tolerance{Abs: 500 * time.Millisecond},
 		}
 	},
 	Bound: func(r *Run) time.Duration { return 30*time.Second + 2*r.Opt.Interval },
@@ -52,6 +56,9 @@ func killChild(name string) func(context.Context, *Run) error {
 		if err != nil {
 			return err
 		}
+		if err := r.afterNextEcho(ctx); err != nil {
+			return err
+		}
 		return r.markFault(name, func() error {
 			if _, err := c.Output(ctx, fmt.Sprintf("kill -9 %d", pid)); err != nil {
 				return fmt.Errorf("kill server child %d: %w", pid, err)
@@ -59,4 +66,21 @@ func killChild(name string) func(context.Context, *Run) error {
 			return nil
 		})
 	}
+}
+
+// afterNextEcho waits for the client's next echoed line, so a fault lands
+// while str_cli sleeps before its next line — as in UNP, where the client
+// sits in fgets when the server dies — and not between the two writes of a
+// line or while the echo is in flight. An idle client has no lines to wait
+// for.
+func (r *Run) afterNextEcho(ctx context.Context) error {
+	if r.Opt.Idle {
+		return nil
+	}
+	n := countEv(r.client.snapshot(), "read")
+	wctx, cancel := context.WithTimeout(ctx, 2*r.Opt.Interval+10*time.Second)
+	defer cancel()
+	return r.client.waitFor(wctx, "the next echo", func(evs []echo.Event) bool {
+		return countEv(evs, "read") > n
+	})
 }
