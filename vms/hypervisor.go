@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
@@ -46,6 +47,9 @@ type Hypervisor struct {
 	// life ends after Disconnect; event subscriptions live under it.
 	life context.Context
 	end  context.CancelFunc
+
+	evMu   sync.Mutex
+	evSubs map[*eventSub]bool
 }
 
 // ResolveURI returns the libvirt URI to use: flag if set, else

@@ -218,3 +218,40 @@ func TestResolveURI(t *testing.T) {
 		t.Fatalf("ResolveURI(flag) = %q", got)
 	}
 }
+
+func TestEventsServeSeveralSubscribers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := newFake()
+	h := newHypervisor(f, "test:///fake")
+	first, cancelFirst := context.WithCancel(ctx)
+	a, err := h.Events(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.Events(ctx)
+	if err != nil {
+		t.Fatalf("second subscription on one connection: %v", err)
+	}
+	if err := h.Define(ctx, testMachine("server")); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan Event{"first": a, "second": b} {
+		select {
+		case ev := <-ch:
+			if ev.Event != "defined" {
+				t.Errorf("%s subscriber got %+v", name, ev)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s subscriber got nothing", name)
+		}
+	}
+	cancelFirst()
+	for range a { // Closed once its context ends.
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range b { // Closed with the connection.
+	}
+}

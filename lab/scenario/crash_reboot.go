@@ -51,7 +51,7 @@ var crashReboot = Scenario{
 		r.serverBack = back
 		r.mu.Unlock()
 		r.hostEvent("server_back", map[string]any{"ready_marker": lab.ReadyMarker})
-		r.log.Info("server is back", "after", back.Sub(r.faultMid()).Round(10*time.Millisecond))
+		r.log.Info("server is back", "after", back.Sub(r.faultAt()).Round(10*time.Millisecond))
 		return nil
 	},
 	Expect: func(r *Run) model.Expectation {

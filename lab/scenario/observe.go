@@ -87,17 +87,16 @@ func (r *Run) origin() (time.Time, string) {
 			return t, what
 		}
 	}
-	return r.faultMid(), "the fault"
+	return r.faultAt(), "the fault"
 }
 
-// faultMid is the fault instant: the middle of the fault call.
-func (r *Run) faultMid() time.Time {
+// faultAt is the fault instant: when hostlab issued the fault. The fault
+// takes effect before the call returns (faultEnd); that window is part of
+// every detection's uncertainty.
+func (r *Run) faultAt() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.faultEnd.IsZero() {
-		return r.faultStart
-	}
-	return r.faultStart.Add(r.faultEnd.Sub(r.faultStart) / 2)
+	return r.faultStart
 }
 
 // Observation is what the client learnt and when.
@@ -200,7 +199,7 @@ func (r *Run) ladder() ([]Step, int) {
 		if ti.TotalRetrans > top {
 			top = ti.TotalRetrans
 		}
-		s := Step{T: at.Sub(r.faultMid()).Seconds(), Retransmits: int(ti.Retransmits), TotalRetrans: int(ti.TotalRetrans),
+		s := Step{T: at.Sub(r.faultAt()).Seconds(), Retransmits: int(ti.Retransmits), TotalRetrans: int(ti.TotalRetrans),
 			Backoff: int(ti.Backoff), RTOms: float64(ti.RTOus) / 1000, State: ti.State}
 		if n := len(steps); n > 0 && steps[n-1].Retransmits == s.Retransmits && steps[n-1].Backoff == s.Backoff &&
 			steps[n-1].RTOms == s.RTOms && steps[n-1].State == s.State && steps[n-1].TotalRetrans == s.TotalRetrans {

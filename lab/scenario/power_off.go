@@ -68,7 +68,7 @@ func lastReceived(r *Run) (time.Time, string) {
 	if err != nil {
 		return time.Time{}, ""
 	}
-	return r.faultMid().Add(origin), "the client's last read from the server before the fault"
+	return r.faultAt().Add(origin), "the client's last read from the server before the fault"
 }
 
 // deadPeer builds the model's input; origin is the last segment received
@@ -83,7 +83,7 @@ func (r *Run) deadPeer() (model.Detection, time.Duration, error) {
 	if !ok || r.client == nil || r.faultStart.IsZero() {
 		return model.Detection{}, 0, fmt.Errorf("no client evidence yet")
 	}
-	fault := r.faultMid()
+	fault := r.faultAt()
 	evs := r.client.snapshot()
 	var lastRecv, firstWrite time.Time
 	var before *echo.TCPInfo

@@ -120,11 +120,11 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	res.Observed = Observed{Error: ob.Error, Event: ob.Event, ClientExit: ob.Exit}
 	var detect, plus time.Duration
 	if ob.Error != "" && !r.faultStart.IsZero() {
-		detect = ob.At.Sub(r.faultMid())
-		plus = ob.Uncert + r.faultEnd.Sub(r.faultStart)/2
+		detect = ob.At.Sub(r.faultAt())
+		plus = ob.Uncert + r.faultEnd.Sub(r.faultStart)
 		res.Observed.DetectS, res.Observed.DetectPlusS = secs(detect), plus.Seconds()
 		if !r.serverBack.IsZero() {
-			res.Observed.ServerBackS = secs(r.serverBack.Sub(r.faultMid()))
+			res.Observed.ServerBackS = secs(r.serverBack.Sub(r.faultAt()))
 			res.Observed.DetectAfterBackS = secs(ob.At.Sub(r.serverBack))
 		}
 	}
@@ -134,7 +134,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	origin, what := r.origin()
 	checkDetect, checkPlus := detect, plus
 	if exp.Detect > 0 {
-		fromFault := origin.Sub(r.faultMid())
+		fromFault := origin.Sub(r.faultAt())
 		res.PredictedS = secs(fromFault + exp.Detect)
 		res.Expected.PredictedS, res.Expected.Tolerance = res.PredictedS, exp.Tol.String()
 		if what != "the fault" {

@@ -39,15 +39,23 @@ var unreachable = Scenario{
 		if err != nil {
 			return model.Expectation{Errors: errs, Reason: why + "; no timing prediction: " + err.Error()}
 		}
-		// RFC 6069 reverts shorten the RTOs once the ICMPs begin, so the
-		// abort falls between the bound itself and the latest abort of the
-		// plain ladder.
+		// The abort is the first timer expiry at or past the bound. Each
+		// ICMP reverts a backoff step (RFC 6069) and re-arms the timer, so
+		// the expiries move: the last one before the bound may re-arm up to
+		// the largest RTO of the plain ladder, plus the timers' slack.
 		early := p.RetransStamp + p.Bound
+		var maxRTO time.Duration
+		for _, tx := range p.Schedule {
+			if tx.Kind == "retransmit" && tx.RTO > maxRTO {
+				maxRTO = tx.RTO
+			}
+		}
+		late := early + maxRTO + (p.Latest - p.Abort)
 		return model.Expectation{
 			Errors: errs,
-			Reason: fmt.Sprintf("%s; the abort falls between the bound (%.3f s) and the plain ladder's latest abort (%.3f s)",
-				why, early.Seconds(), p.Latest.Seconds()),
-			Detect: (early + p.Latest) / 2, Tol: model.Tolerance{Abs: (p.Latest-early)/2 + in.ClockUncertainty},
+			Reason: fmt.Sprintf("%s; the abort is the first expiry past the bound (%.3f s), at most one in-force RTO (<= %.3f s) later since ICMP reverts move the expiries",
+				why, early.Seconds(), maxRTO.Seconds()),
+			Detect: (early + late) / 2, Tol: model.Tolerance{Abs: (late-early)/2 + in.ClockUncertainty},
 		}
 	},
 	Origin:   lastReceived,
@@ -105,7 +113,7 @@ func (r *Run) unreachableErrors() ([]string, string) {
 	if n > 0 {
 		return []string{model.EHOSTUNREACH}, fmt.Sprintf(
 			"the router sent %d ICMP host unreachable (the first %.3f s after the fault, seen in the client's capture): a soft error, reported at the abort instead of ETIMEDOUT",
-			n, first.Sub(r.faultMid()).Seconds())
+			n, first.Sub(r.faultAt()).Seconds())
 	}
 	if ob.Error == "" {
 		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no ICMP host unreachable has reached the client yet (the router still holds a neighbour entry for the server)"
