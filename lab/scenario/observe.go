@@ -25,8 +25,10 @@ func (r *Run) observe(ctx context.Context) {
 		bound = defaultBound
 	}
 	deadline := r.faultStart.Add(bound)
-	tick := time.NewTicker(2 * time.Second)
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var lastLog time.Time
+	lastSeen := -1
 	for {
 		if _, _, _, done := r.client.exited(); done {
 			return
@@ -50,7 +52,20 @@ func (r *Run) observe(ctx context.Context) {
 			return
 		case <-r.client.notify:
 		case <-tick.C:
-			r.progress(deadline)
+			// A line on every new retransmission, else a heartbeat every
+			// 2 s at first and every 15 s once the wait is long.
+			n := -1
+			if ti := lastTCPInfo(r.client.snapshot()); ti != nil {
+				n = int(ti.TotalRetrans)
+			}
+			every := 2 * time.Second
+			if time.Since(r.faultStart) > 30*time.Second {
+				every = 15 * time.Second
+			}
+			if n != lastSeen || time.Since(lastLog) >= every {
+				r.progress(deadline)
+				lastLog, lastSeen = time.Now(), n
+			}
 		}
 	}
 }
