@@ -75,7 +75,7 @@ var crashReboot = Scenario{
 	Origin: func(r *Run) (time.Time, string) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.serverBack, "the server's init reporting ready after the reboot (host clock)"
+		return r.serverBack, "the server's init reporting ready after the reboot (host clock, ±20 ms polling)"
 	},
 	Bound: func(r *Run) time.Duration { return 2*time.Minute + r.Opt.Down },
 	Heal:  func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },

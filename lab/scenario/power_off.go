@@ -68,7 +68,7 @@ func lastReceived(r *Run) (time.Time, string) {
 	if err != nil {
 		return time.Time{}, ""
 	}
-	return r.faultAt().Add(origin), "the client's last read from the server before the fault"
+	return r.faultAt().Add(origin), "the client's last read from the server before the fault (client clock)"
 }
 
 // deadPeer builds the model's input; origin is the last segment received

@@ -138,8 +138,8 @@ func (r *Run) collect(complete bool, reason string) *Result {
 		res.PredictedS = secs(fromFault + exp.Detect)
 		res.Expected.PredictedS, res.Expected.Tolerance = res.PredictedS, exp.Tol.String()
 		if what != "the fault" {
-			// Both instants are client stamps: only the clock's own
-			// uncertainty remains, not the fault's.
+			// The origin is measured, not issued: the fault call's
+			// duration does not enter the comparison.
 			res.Expected.TimedFrom, res.Expected.FromS = what, secs(fromFault)
 			checkDetect, checkPlus = ob.At.Sub(origin), ob.Uncert
 		}
@@ -227,7 +227,11 @@ func (res *Result) Summary() string {
 		obs += fmt.Sprintf(" %.3f s ± %.3f s after the fault", *res.Observed.DetectS, res.Observed.DetectPlusS)
 	}
 	if res.Expected.TimedFrom != "" {
-		fmt.Fprintf(&b, "            timed from %s (%.3f s before the fault), on the client's clock\n", res.Expected.TimedFrom, -*res.Expected.FromS)
+		rel := fmt.Sprintf("%.3f s after the fault", *res.Expected.FromS)
+		if *res.Expected.FromS < 0 {
+			rel = fmt.Sprintf("%.3f s before the fault", -*res.Expected.FromS)
+		}
+		fmt.Fprintf(&b, "            timed from %s, %s\n", res.Expected.TimedFrom, rel)
 	}
 	fmt.Fprintf(&b, "  observed  %s (%d retransmissions", obs, res.Retransmits)
 	if res.Observed.ClientExit != "" {
