@@ -107,6 +107,9 @@ func (pr *proc) rawLines() [][]byte {
 
 // exited reports the exit, if it happened.
 func (pr *proc) exited() (status int, err error, at time.Time, done bool) {
+	if pr.p == nil {
+		return 0, nil, time.Time{}, false // Not started (or a test's record).
+	}
 	select {
 	case <-pr.p.Done():
 	default:
