@@ -2,6 +2,7 @@ package scenario_test
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/hostlab/hostlab/lab/labtest"
 	"github.com/hostlab/hostlab/lab/model"
 	"github.com/hostlab/hostlab/lab/scenario"
+	"github.com/hostlab/hostlab/lab/timeline"
 )
 
 // TestScenariosOnVMs runs every scenario once against real guests, with
@@ -57,6 +59,7 @@ func TestScenariosOnVMs(t *testing.T) {
 			if !res.Complete || res.Observed.DetectS == nil {
 				t.Fatalf("incomplete result: %+v", res)
 			}
+			checkTimeline(t, res)
 			// A verdict other than expected is a finding, reported, not a
 			// test failure — but it must be a real verdict with a reason.
 			if res.Why == "" || (res.Verdict != model.Expected && res.Verdict != model.Unexpected && res.Verdict != model.Unknown) {
@@ -95,7 +98,36 @@ func TestUnreachableOnVMs(t *testing.T) {
 	if res.Observed.Error != "EHOSTUNREACH" {
 		t.Fatalf("observed %q, want EHOSTUNREACH", res.Observed.Error)
 	}
+	checkTimeline(t, res)
 	if !strings.Contains(res.Followup, "EHOSTUNREACH") {
 		t.Fatalf("second connect: %q, want EHOSTUNREACH", res.Followup)
 	}
+}
+
+// checkTimeline reads the run's timeline.jsonl back: complete, with the
+// fault window and the client's own record of what it observed.
+func checkTimeline(t *testing.T, res *scenario.Result) {
+	t.Helper()
+	evs, err := timeline.Read(filepath.Join(res.RunDir, timeline.FileName))
+	if err != nil {
+		t.Fatalf("read timeline: %v", err)
+	}
+	if complete, reason := timeline.Completion(evs); !complete {
+		t.Fatalf("timeline incomplete: %s", reason)
+	}
+	if w := timeline.Windows(evs); len(w) != 1 || !w[0].Complete {
+		t.Fatalf("fault windows %+v, want one complete", w)
+	}
+	if res.Observed.Error == "SIGPIPE" {
+		return // A process killed by a signal writes no last event.
+	}
+	for _, e := range evs {
+		var d struct {
+			Errno string `json:"errno"`
+		}
+		if e.Src == timeline.SrcClient && (e.Ev == "eof" || e.Ev == "error") && e.DecodeData(&d) == nil && d.Errno == res.Observed.Error {
+			return
+		}
+	}
+	t.Fatalf("timeline has no client event for %s", res.Observed.Error)
 }
