@@ -79,3 +79,17 @@ func TestObservationEOFAndTimeout(t *testing.T) {
 		t.Errorf("no events → %q, want nothing", ob.Error)
 	}
 }
+
+func TestBackoffReverts(t *testing.T) {
+	t0 := time.Unix(1795614000, 0)
+	r := &Run{clock: map[string]timeline.Clock{lab.RoleClient: sameClock(t, t0)}, faultStart: t0}
+	ev := func(s int, backoff uint8, unacked uint32) echo.Event {
+		e := tcpEv(t0.Add(time.Duration(s)*time.Second), backoff, backoff, backoff, 200000<<backoff)
+		e.TCPInfo.Unacked = unacked
+		return e
+	}
+	r.client = &proc{events: []echo.Event{ev(1, 1, 1), ev(2, 2, 1), ev(5, 3, 1), ev(9, 2, 1), ev(12, 3, 1), ev(20, 2, 1), ev(21, 0, 0)}}
+	if n := r.backoffReverts(); n != 2 {
+		t.Fatalf("backoffReverts = %d, want 2 (a drop to 0 with nothing unacknowledged is not a revert)", n)
+	}
+}

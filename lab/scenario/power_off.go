@@ -44,6 +44,14 @@ func deadPeerExpectation(r *Run) model.Expectation {
 	if err != nil {
 		return model.Expectation{Reason: "no prediction: " + err.Error()}
 	}
+	if n := r.backoffReverts(); n > 0 && d.Mechanism != model.MechKeepalive {
+		// The client's own neighbour entry for the dead server failed: its
+		// kernel answered queued retransmissions with ICMP host unreachable,
+		// a soft error, and each reverted a backoff step.
+		return abortWithReverts(r.lastDeadPeer.Conn, []string{model.EHOSTUNREACH}, fmt.Sprintf(
+			"%s; the client's TCP_INFO shows %d backoff reverts (RFC 6069): its neighbour resolution of the dead server failed and its kernel stored ICMP host unreachable as a soft error, reported at the abort",
+			d.Reason, n))
+	}
 	exp := d.Expectation() // Detect counts from the last segment received.
 	if d.Mechanism != model.MechNone {
 		exp.Errors = []string{model.ETIMEDOUT, model.EHOSTUNREACH}
@@ -134,4 +142,29 @@ func (r *Run) deadPeerInput() (model.AbortInput, error) {
 		return model.AbortInput{}, err
 	}
 	return r.lastDeadPeer.Conn, nil
+}
+
+// backoffReverts counts the times the client's TCP_INFO backoff went down
+// after the fault while data was unacknowledged: ICMP unreachables reverting
+// backoff steps (RFC 6069).
+func (r *Run) backoffReverts() int {
+	clk, ok := r.clock[lab.RoleClient]
+	if !ok || r.client == nil || r.faultStart.IsZero() {
+		return 0
+	}
+	n, prev := 0, -1
+	for _, e := range r.client.snapshot() {
+		if e.TCPInfo == nil || e.TCPInfo.Unacked == 0 {
+			continue
+		}
+		if at, _ := clk.HostTimeFromMono(e.MonoNS); at.Before(r.faultStart) {
+			continue
+		}
+		b := int(e.TCPInfo.Backoff)
+		if prev >= 0 && b < prev {
+			n++
+		}
+		prev = b
+	}
+	return n
 }

@@ -35,28 +35,7 @@ var unreachable = Scenario{
 		if len(errs) == 1 {
 			in.SoftError = errs[0]
 		}
-		p, err := model.PredictAbort(in)
-		if err != nil {
-			return model.Expectation{Errors: errs, Reason: why + "; no timing prediction: " + err.Error()}
-		}
-		// The abort is the first timer expiry at or past the bound. Each
-		// ICMP reverts a backoff step (RFC 6069) and re-arms the timer, so
-		// the expiries move: the last one before the bound may re-arm up to
-		// the largest RTO of the plain ladder, plus the timers' slack.
-		early := p.RetransStamp + p.Bound
-		var maxRTO time.Duration
-		for _, tx := range p.Schedule {
-			if tx.Kind == "retransmit" && tx.RTO > maxRTO {
-				maxRTO = tx.RTO
-			}
-		}
-		late := early + maxRTO + (p.Latest - p.Abort)
-		return model.Expectation{
-			Errors: errs,
-			Reason: fmt.Sprintf("%s; the abort is the first expiry past the bound (%.3f s), at most one in-force RTO (<= %.3f s) later since ICMP reverts move the expiries",
-				why, early.Seconds(), maxRTO.Seconds()),
-			Detect: (early + late) / 2, Tol: model.Tolerance{Abs: (late-early)/2 + in.ClockUncertainty},
-		}
+		return abortWithReverts(in, errs, why)
 	},
 	Origin:   lastReceived,
 	Bound:    deadPeerBound,
@@ -119,4 +98,30 @@ func (r *Run) unreachableErrors() ([]string, string) {
 		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no ICMP host unreachable has reached the client yet (the router still holds a neighbour entry for the server)"
 	}
 	return []string{model.ETIMEDOUT}, "no ICMP host unreachable reached the client before the abort: the router's neighbour entry for the server had not failed yet (it stays valid for base_reachable_time, then delay_first_probe_time and the probes), so nothing stored a soft error"
+}
+
+// abortWithReverts expects the abort at the bound when ICMP unreachables
+// revert backoff steps (RFC 6069): the abort is still the first timer expiry
+// at or past the bound, but each ICMP re-arms the timer, so it can come up to
+// the largest in-force RTO of the plain ladder after the bound, plus the
+// timers' slack.
+func abortWithReverts(in model.AbortInput, errs []string, why string) model.Expectation {
+	p, err := model.PredictAbort(in)
+	if err != nil {
+		return model.Expectation{Errors: errs, Reason: why + "; no timing prediction: " + err.Error()}
+	}
+	early := p.RetransStamp + p.Bound
+	var maxRTO time.Duration
+	for _, tx := range p.Schedule {
+		if tx.Kind == "retransmit" && tx.RTO > maxRTO {
+			maxRTO = tx.RTO
+		}
+	}
+	late := early + maxRTO + (p.Latest - p.Abort)
+	return model.Expectation{
+		Errors: errs,
+		Reason: fmt.Sprintf("%s; the abort is the first expiry past the bound (%.3f s), at most one in-force RTO (<= %.3f s) later since ICMP reverts move the expiries",
+			why, early.Seconds(), maxRTO.Seconds()),
+		Detect: (early + late) / 2, Tol: model.Tolerance{Abs: (late-early)/2 + in.ClockUncertainty},
+	}
 }
