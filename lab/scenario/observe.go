@@ -17,13 +17,17 @@ const defaultBound = 60 * time.Second
 // observe waits until the client reports an outcome or the bound passes,
 // logging progress (retransmissions, RTO, countdown) every few seconds.
 func (r *Run) observe(ctx context.Context) {
-	bound := r.Opt.MaxWait
-	if bound == 0 && r.Scenario.Bound != nil {
-		bound = r.Scenario.Bound(r)
+	boundNow := func() time.Duration {
+		b := r.Opt.MaxWait
+		if b == 0 && r.Scenario.Bound != nil {
+			b = r.Scenario.Bound(r)
+		}
+		if b == 0 {
+			b = defaultBound
+		}
+		return b
 	}
-	if bound == 0 {
-		bound = defaultBound
-	}
+	bound := boundNow()
 	deadline := r.faultStart.Add(bound)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -52,6 +56,11 @@ func (r *Run) observe(ctx context.Context) {
 			return
 		case <-r.client.notify:
 		case <-tick.C:
+			// The scenario's bound may grow with the evidence (e.g. backoff
+			// reverts); a user's --max-wait stays fixed.
+			if b := boundNow(); b > bound {
+				bound, deadline = b, r.faultStart.Add(b)
+			}
 			// A line on every new retransmission, else a heartbeat every
 			// 2 s at first and every 15 s once the wait is long.
 			n := -1
