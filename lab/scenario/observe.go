@@ -34,7 +34,7 @@ func (r *Run) observe(ctx context.Context) {
 	var lastLog time.Time
 	lastSeen := -1
 	for {
-		if _, _, _, done := r.client.exited(); done {
+		if _, done := r.client.exited(); done {
 			return
 		}
 		if ob := r.observation(); ob.Error != "" {
@@ -165,7 +165,8 @@ func (r *Run) observation() Observation {
 		}
 		break
 	}
-	if st, err, at, done := r.client.exited(); done {
+	if ex, done := r.client.exited(); done {
+		st, err, at := ex.Status, ex.Err, ex.At
 		var sig *provision.ExitSignalError
 		switch {
 		case errors.As(err, &sig):

@@ -106,21 +106,28 @@ func (pr *proc) rawLines() [][]byte {
 }
 
 // exited reports the exit, if it happened.
-func (pr *proc) exited() (status int, err error, at time.Time, done bool) {
+func (pr *proc) exited() (procExit, bool) {
 	if pr.p == nil {
-		return 0, nil, time.Time{}, false // Not started (or a test's record).
+		return procExit{}, false // Not started (or a test's record).
 	}
 	select {
 	case <-pr.p.Done():
 	default:
-		return 0, nil, time.Time{}, false
+		return procExit{}, false
 	}
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	if pr.exitAt.IsZero() {
-		return 0, nil, time.Time{}, false
+		return procExit{}, false
 	}
-	return pr.status, pr.err, pr.exitAt, true
+	return procExit{Status: pr.status, Err: pr.err, At: pr.exitAt}, true
+}
+
+// procExit is how and when a guest program ended (see Process.Wait).
+type procExit struct {
+	Status int
+	Err    error
+	At     time.Time
 }
 
 // waitFor waits until match finds an event, the process exits, or ctx ends.
@@ -129,8 +136,8 @@ func (pr *proc) waitFor(ctx context.Context, what string, match func([]echo.Even
 		if match(pr.snapshot()) {
 			return nil
 		}
-		if st, err, _, done := pr.exited(); done {
-			return fmt.Errorf("%s exited (status %d, %v) before %s; see %s", pr.name, st, err, what, pr.out.Name())
+		if ex, done := pr.exited(); done {
+			return fmt.Errorf("%s exited (status %d, %v) before %s; see %s", pr.name, ex.Status, ex.Err, what, pr.out.Name())
 		}
 		select {
 		case <-ctx.Done():
@@ -146,7 +153,7 @@ func (pr *proc) stop() {
 	if pr == nil || pr.p == nil {
 		return
 	}
-	if _, _, _, done := pr.exited(); !done {
+	if _, done := pr.exited(); !done {
 		_ = pr.p.Signal(ssh.SIGKILL)
 		_ = pr.p.Kill()
 		select {
