@@ -57,6 +57,9 @@ func Open(ctx context.Context, cfg Config) (*Lab, error) {
 // Name returns the lab's name.
 func (l *Lab) Name() string { return l.State.Name }
 
+// Home returns the folder holding hostlab's cache and labs for this lab.
+func (l *Lab) Home() string { return l.cfg.Home }
+
 // Dir returns the lab's state folder.
 func (l *Lab) Dir() string { return l.dir }
 

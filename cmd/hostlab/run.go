@@ -105,10 +105,7 @@ Exit status 0 when the run completed, whatever the verdict; non-zero when it cou
 			}
 			out := f.out
 			if out == "" {
-				out = filepath.Join(lab.HomeDir(), "runs")
-				if g.home != "" {
-					out = filepath.Join(g.home, "runs")
-				}
+				out = filepath.Join(homeOf(g), "runs")
 			}
 			res, err := scenario.Execute(ctx, s, f.opt, scenario.Config{Lab: l, Out: out, Log: g.logger()})
 			if err != nil {

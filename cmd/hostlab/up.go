@@ -134,11 +134,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer hv.Close()
-			home := cfg.Home
-			if home == "" {
-				home = lab.HomeDir()
-			}
-			names, err := lab.Labs(ctx, home, hv)
+			names, err := lab.Labs(ctx, homeOf(g), hv)
 			if err != nil {
 				return err
 			}

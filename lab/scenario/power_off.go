@@ -40,7 +40,11 @@ var powerOff = Scenario{
 // deadPeerExpectation predicts how and when the client learns that its peer
 // vanished, from the client's sysctls, socket options and TCP_INFO.
 func deadPeerExpectation(r *Run) model.Expectation {
-	d, _, err := r.deadPeer()
+	in, _, err := r.deadPeer()
+	if err != nil {
+		return model.Expectation{Reason: "no prediction: " + err.Error()}
+	}
+	d, err := model.DetectDeadPeer(in)
 	if err != nil {
 		return model.Expectation{Reason: "no prediction: " + err.Error()}
 	}
@@ -48,7 +52,7 @@ func deadPeerExpectation(r *Run) model.Expectation {
 		// The client's own neighbour entry for the dead server failed: its
 		// kernel answered queued retransmissions with ICMP host unreachable,
 		// a soft error, and each reverted a backoff step.
-		return abortWithReverts(r.lastDeadPeer.Conn, []string{model.EHOSTUNREACH}, fmt.Sprintf(
+		return abortWithReverts(in.Conn, []string{model.EHOSTUNREACH}, fmt.Sprintf(
 			"%s; the client's TCP_INFO shows %d backoff reverts (RFC 6069): its neighbour resolution of the dead server failed and its kernel stored ICMP host unreachable as a soft error, reported at the abort",
 			d.Reason, n))
 	}
@@ -81,15 +85,15 @@ func lastReceived(r *Run) (time.Time, string) {
 
 // deadPeer builds the model's input; origin is the last segment received
 // from the server, relative to the fault instant.
-func (r *Run) deadPeer() (model.Detection, time.Duration, error) {
+func (r *Run) deadPeer() (model.DeadPeer, time.Duration, error) {
 	sys := r.sysctls[lab.RoleClient]
 	retries2, err := strconv.Atoi(sys["net.ipv4.tcp_retries2"])
 	if err != nil {
-		return model.Detection{}, 0, fmt.Errorf("client tcp_retries2 unknown")
+		return model.DeadPeer{}, 0, fmt.Errorf("client tcp_retries2 unknown")
 	}
 	clk, ok := r.clock[lab.RoleClient]
 	if !ok || r.client == nil || r.faultStart.IsZero() {
-		return model.Detection{}, 0, fmt.Errorf("no client evidence yet")
+		return model.DeadPeer{}, 0, fmt.Errorf("no client evidence yet")
 	}
 	fault := r.faultAt()
 	evs := r.client.snapshot()
@@ -110,7 +114,7 @@ func (r *Run) deadPeer() (model.Detection, time.Duration, error) {
 		}
 	}
 	if lastRecv.IsZero() || before == nil {
-		return model.Detection{}, 0, fmt.Errorf("no traffic before the fault")
+		return model.DeadPeer{}, 0, fmt.Errorf("no traffic before the fault")
 	}
 	rto := time.Duration(before.RTOus) * time.Microsecond
 	srtt := time.Duration(before.RTTus) * time.Microsecond
@@ -130,18 +134,7 @@ func (r *Run) deadPeer() (model.Detection, time.Duration, error) {
 		},
 		Keepalive: ka,
 	}
-	r.lastDeadPeer = p
-	det, err := model.DetectDeadPeer(p)
-	return det, lastRecv.Sub(fault), err
-}
-
-// deadPeerInput is the model input deadPeer builds, for scenarios that
-// predict the abort directly.
-func (r *Run) deadPeerInput() (model.AbortInput, error) {
-	if _, _, err := r.deadPeer(); err != nil {
-		return model.AbortInput{}, err
-	}
-	return r.lastDeadPeer.Conn, nil
+	return p, lastRecv.Sub(fault), nil
 }
 
 // backoffReverts counts the times the client's TCP_INFO backoff went down

@@ -17,7 +17,6 @@ import (
 	"github.com/hostlab/hostlab/echo/classic"
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/clocksync"
-	"github.com/hostlab/hostlab/lab/model"
 	"github.com/hostlab/hostlab/lab/timeline"
 	"github.com/hostlab/hostlab/provision"
 	"github.com/hostlab/hostlab/vms"
@@ -74,9 +73,6 @@ type Run struct {
 	serverBack time.Time
 	consoleOff map[string]int64
 
-	// lastDeadPeer is the dead-peer model input last built (power-off,
-	// unreachable).
-	lastDeadPeer model.DeadPeer
 	// followup is evidence gathered after the observation (unreachable's
 	// second connect).
 	followup string
@@ -350,7 +346,7 @@ func (r *Run) deployClient(ctx context.Context) error {
 	case ClientGo:
 		return nil
 	case ClientClassic:
-		out := filepath.Join(lab.HomeDir(), "cache", "classic")
+		out := filepath.Join(r.cfg.Lab.Home(), "cache", "classic")
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}

@@ -28,14 +28,14 @@ var unreachable = Scenario{
 	Fault:    powerOff.Fault,
 	Expect: func(r *Run) model.Expectation {
 		errs, why := r.unreachableErrors()
-		in, err := r.deadPeerInput()
+		p, _, err := r.deadPeer()
 		if err != nil || r.Opt.Idle {
 			return model.Expectation{Errors: errs, Reason: why}
 		}
 		if len(errs) == 1 {
-			in.SoftError = errs[0]
+			p.Conn.SoftError = errs[0]
 		}
-		return abortWithReverts(in, errs, why)
+		return abortWithReverts(p.Conn, errs, why)
 	},
 	Origin:   lastReceived,
 	Bound:    deadPeerBound,
