@@ -122,7 +122,10 @@ func TestSigpipe(t *testing.T) {
 	for _, disp := range []string{"default", "ignore"} {
 		t.Run(disp, func(t *testing.T) {
 			srv, hostPort := startServer(t)
-			args := []string{"--sigpipe=" + disp, "--lines", "3", "--interval-ms", "300", "--twice", "--gap-ms", "200"}
+			// The kill must land while the client sleeps after its first echo,
+			// not between line 2's two writes (that gives EOF): a long sleep
+			// keeps it there even on a loaded machine.
+			args := []string{"--sigpipe=" + disp, "--lines", "3", "--interval-ms", "1500", "--twice", "--gap-ms", "200"}
 			cl := proctest.Start(t, client, "", append(args, hostPort...)...)
 			killChildAfterFirstEcho(t, srv, cl)
 			var last echo.Event
