@@ -112,9 +112,11 @@ func moduleRoot() (string, error) {
 // Logger returns a logger that writes to t.Log.
 func Logger(t testing.TB) *slog.Logger { return logger(t) }
 
-// Config returns a lab configuration for a test lab named name.
+// Config returns a lab configuration for a test lab named name, prefixed
+// with $HOSTLAB_TEST_LAB_PREFIX so that several test runs on one host (e.g.
+// from separate work trees) do not take down each other's labs.
 func Config(t testing.TB, name string) lab.Config {
-	return lab.Config{Name: name, GuestBinary: GuestBinary(t), Log: logger(t)}
+	return lab.Config{Name: os.Getenv("HOSTLAB_TEST_LAB_PREFIX") + name, GuestBinary: GuestBinary(t), Log: logger(t)}
 }
 
 // Up brings a lab up for t (removing a leftover of the same name first) and

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,13 @@ type Scenario struct {
 	Summary string
 	// Property is what the scenario checks, and the expected outcome.
 	Property string
+	// Own names the scenario-specific options (hostlab run's long flags)
+	// this scenario takes; OwnFlags lists every such option, and CheckOwn
+	// refuses one given to a scenario that does not take it.
+	Own []string
+	// ClientFlags, when set, adds scenario-specific flags to the client's
+	// command line (classic says which client: the C str_cli or the Go one).
+	ClientFlags func(classic bool) []string
 	// Defaults fills the scenario's own option defaults.
 	Defaults func(*Options)
 	// Fault does the fault; r.markFault stamps its start and end.
@@ -57,4 +65,32 @@ func Lookup(name string) (Scenario, error) {
 	}
 	sort.Strings(names)
 	return Scenario{}, fmt.Errorf("unknown scenario %q: choose one of %s (hostlab scenarios lists them)", name, strings.Join(names, ", "))
+}
+
+// ownOptions maps each scenario-specific option to whether o sets it.
+func ownOptions(o Options) map[string]bool {
+	return map[string]bool{
+		"sigpipe-ignore": o.SigpipeIgnore,
+		"reboot":         o.Reboot != "",
+		"down":           o.Down != 0,
+		"server-sigterm": o.ServerSigterm != "",
+	}
+}
+
+// CheckOwn refuses scenario-specific options given to a scenario that does
+// not take them (e.g. --reboot with power-off), naming who takes them.
+func CheckOwn(s Scenario, o Options) error {
+	for name, set := range ownOptions(o) {
+		if !set || slices.Contains(s.Own, name) {
+			continue
+		}
+		var takers []string
+		for _, c := range Catalogue {
+			if slices.Contains(c.Own, name) {
+				takers = append(takers, c.Name)
+			}
+		}
+		return fmt.Errorf("--%s does not apply to %s: it is for %s", name, s.Name, strings.Join(takers, ", "))
+	}
+	return nil
 }

@@ -21,6 +21,15 @@ var crashReboot = Scenario{
 	Name:     "crash-reboot",
 	Summary:  "hard reset of the server VM (or power-off, wait, start with --reboot power-cycle)",
 	Property: "the rebooted host answers the client's next segment with RST: ECONNRESET",
+	Own:      []string{"reboot", "down"},
+	Defaults: func(o *Options) {
+		if o.Reboot == "" {
+			o.Reboot = "reset"
+		}
+		if o.Down == 0 {
+			o.Down = 5 * time.Second
+		}
+	},
 	Fault: func(ctx context.Context, r *Run) error {
 		srv, _ := r.cfg.Lab.State.Guest(lab.RoleServer)
 		hv := r.cfg.Lab.Hypervisor()

@@ -23,6 +23,7 @@ var killServer = Scenario{
 	Name:     "kill-server",
 	Summary:  "SIGKILL to the server's connection process",
 	Property: "a killed server process closes with FIN; the client learns at its next read: EOF, or ECONNRESET after the RST its next write draws",
+	Own:      []string{"sigpipe-ignore"},
 	Fault:    killChild("kill-server"),
 	Expect: func(r *Run) model.Expectation {
 		if r.Opt.Read == "event" {

@@ -21,6 +21,7 @@ var shutdown = Scenario{
 	Name:     "shutdown",
 	Summary:  "shutdown -h now run inside the server",
 	Property: "init's SIGTERM (or, if ignored, SIGKILL after the grace period) closes the server's socket with FIN: the client reads EOF",
+	Own:      []string{"server-sigterm"},
 	Fault: func(ctx context.Context, r *Run) error {
 		c, err := r.guest(ctx, lab.RoleServer)
 		if err != nil {

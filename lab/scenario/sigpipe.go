@@ -23,6 +23,14 @@ var sigpipe = Scenario{
 			o.Client = ClientClassic
 		}
 	},
+	Own: []string{"sigpipe-ignore"},
+	ClientFlags: func(classic bool) []string {
+		// Two writes 200 ms apart after each line, without reading between.
+		if classic {
+			return []string{"--twice", "--gap-ms", "200"}
+		}
+		return []string{"--twice", "--gap", "200ms"}
+	},
 	Fault: killChild("sigpipe"),
 	Expect: func(r *Run) model.Expectation {
 		if r.Opt.Client == ClientClassic && !r.Opt.SigpipeIgnore {
