@@ -46,6 +46,26 @@ type Result struct {
 	// Followup is evidence gathered after the observation, e.g. a second
 	// connect to the dead host (unreachable).
 	Followup string `json:"followup,omitempty"`
+	// Lateness is the kernel timer lateness measured in this run, where the
+	// run had timers to measure (retransmissions, keepalive probes).
+	Lateness *Lateness `json:"lateness,omitempty"`
+}
+
+// Lateness is how late the client kernel's timers fired in one run: each
+// retransmission's or keepalive probe's time on the wire against the
+// expiry of the timer armed for it. Verdict windows widen by it.
+type Lateness struct {
+	// Timers is the number of timer firings measured.
+	Timers int `json:"timers"`
+	// MaxS is the largest single lateness, in seconds.
+	MaxS float64 `json:"max_s"`
+	// MeanS is the mean lateness, in seconds.
+	MeanS float64 `json:"mean_s"`
+	// TotalS is the lateness summed along the ladder, in seconds.
+	TotalS float64 `json:"total_s"`
+	// Source says what was measured: "wire" (the client's capture of the
+	// lab link) or "tcp_info" (TCP_INFO samples, ±their period).
+	Source string `json:"source"`
 }
 
 // Expected is the expectation as recorded in result.json.
