@@ -33,6 +33,8 @@ func main() {
 		os.Exit(probes.ClockMain(os.Args[1:]))
 	case probes.SockstatName:
 		os.Exit(probes.SockstatMain(os.Args[1:]))
+	case probes.CaptureName:
+		os.Exit(probes.CaptureMain(os.Args[1:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

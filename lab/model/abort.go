@@ -48,8 +48,28 @@ type AbortInput struct {
 	// DefaultTimerLatency, negative means none.
 	Latency time.Duration `json:"latency_ns,omitempty"`
 	// ClockUncertainty is the ± uncertainty of the clock the measurement
-	// will be read on; it widens the tolerance.
+	// will be read on; it becomes the window's slack.
 	ClockUncertainty time.Duration `json:"clock_uncertainty_ns,omitempty"`
+	// ThinLinear says the first ThinLinearRetries RTO retransmissions keep
+	// the RTO instead of doubling it: net.ipv4.tcp_thin_linear_timeouts (or
+	// TCP_THIN_LINEAR_TIMEOUTS) on a thin stream (fewer than four packets
+	// out), as a one-line-at-a-time writer is.
+	ThinLinear bool `json:"thin_linear,omitempty"`
+}
+
+// ThinLinearRetries is TCP_THIN_LINEAR_RETRIES: the number of RTO
+// retransmissions of a thin stream that keep the RTO linear.
+const ThinLinearRetries = 6
+
+// NextRTO is the RTO armed after the n-th RTO retransmission (n >= 1),
+// given the RTO in force before it: doubled up to rtoMax, or, for a thin
+// stream with linear timeouts, kept at base (the RTO computed from the RTT,
+// icsk_backoff reset) for the first ThinLinearRetries retransmissions.
+func NextRTO(prev, base, rtoMax time.Duration, n int, thinLinear bool) time.Duration {
+	if thinLinear && n <= ThinLinearRetries {
+		return min(base, rtoMax)
+	}
+	return min(2*prev, rtoMax)
 }
 
 // Transmission is one predicted event of the retransmission ladder.
@@ -74,8 +94,12 @@ type AbortPrediction struct {
 	RetransStamp time.Duration `json:"retrans_stamp_ns"`
 	// Schedule lists the nominal probe, retransmissions and abort in order.
 	Schedule []Transmission `json:"schedule"`
-	// Retransmissions is the number of RTO retransmissions before the abort.
+	// Retransmissions is the number of RTO retransmissions before the abort
+	// when every timer fires on time.
 	Retransmissions int `json:"retransmissions"`
+	// MinRetransmissions is the fewest RTO retransmissions before the abort
+	// that timer lateness allows (a late expiry may cross the bound first).
+	MinRetransmissions int `json:"min_retransmissions"`
 	// Abort is the nominal abort instant: the first RTO expiry at or past
 	// retrans_stamp + Bound when every timer fires on time.
 	Abort time.Duration `json:"abort_ns"`
@@ -83,9 +107,9 @@ type AbortPrediction struct {
 	Earliest time.Duration `json:"earliest_ns"`
 	// Latest is the latest abort when every timer fires as late as allowed.
 	Latest time.Duration `json:"latest_ns"`
-	// Tolerance is the symmetric allowance around Abort covering
-	// [Earliest, Latest] plus the clock uncertainty.
-	Tolerance Tolerance `json:"tolerance"`
+	// Slack is the clock uncertainty of the measurement the prediction
+	// will be compared with.
+	Slack time.Duration `json:"slack_ns"`
 	// Error is the errno name the application will see.
 	Error string `json:"error"`
 	// Reason explains the prediction in one line.
@@ -155,7 +179,7 @@ func PredictAbort(in AbortInput) (AbortPrediction, error) {
 	// Interval simulation on elapsed time since the actual retrans_stamp:
 	// the low end is the nominal chain (no lateness), the high end the
 	// chain with every timer as late as allowed.
-	rto := min(2*in.RTO, rtoMax)
+	rto := NextRTO(in.RTO, in.RTO, rtoMax, 1, in.ThinLinear)
 	p.Retransmissions = 1
 	p.Schedule = append(p.Schedule, Transmission{At: p.RetransStamp, Kind: "retransmit", RTO: timerLen(0, rto, in.UserTimeout, tick)})
 	var aLo, aHi time.Duration
@@ -166,6 +190,7 @@ func PredictAbort(in AbortInput) (AbortPrediction, error) {
 		eHi := aHi + timerLen(aHi, rto, in.UserTimeout, tick) + late(lenLo)
 		if eHi >= p.Bound && earliest < 0 {
 			earliest = max(p.Bound, eLo)
+			p.MinRetransmissions = p.Retransmissions
 		}
 		if eLo >= p.Bound {
 			p.Abort = p.RetransStamp + eLo
@@ -176,8 +201,8 @@ func PredictAbort(in AbortInput) (AbortPrediction, error) {
 			return p, nil
 		}
 		aLo, aHi = eLo, min(eHi, p.Bound)
-		rto = min(2*rto, rtoMax)
 		p.Retransmissions++
+		rto = NextRTO(rto, in.RTO, rtoMax, p.Retransmissions, in.ThinLinear)
 		p.Schedule = append(p.Schedule, Transmission{At: p.RetransStamp + eLo, Kind: "retransmit", RTO: timerLen(eLo, rto, in.UserTimeout, tick)})
 	}
 	return AbortPrediction{}, fmt.Errorf("predict abort: no abort within %d timers: %w", maxTimers, ErrInvalidInput)
@@ -189,7 +214,7 @@ func (p *AbortPrediction) finish(in AbortInput, lastRTO time.Duration) {
 	if in.SoftError != "" {
 		p.Error = in.SoftError
 	}
-	p.Tolerance = Tolerance{Abs: max(p.Abort-p.Earliest, p.Latest-p.Abort) + in.ClockUncertainty}
+	p.Slack = in.ClockUncertainty
 	how := "first RTO expiry at or past the bound"
 	if in.UserTimeout > 0 {
 		how = "timer clamped to the user timeout"
@@ -197,6 +222,9 @@ func (p *AbortPrediction) finish(in AbortInput, lastRTO time.Duration) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: bound %s from retrans_stamp %s; abort at %s (%s; %d retransmissions, last RTO %s)",
 		p.BoundFrom, secs(p.Bound), secs(p.RetransStamp), secs(p.Abort), how, p.Retransmissions, secs(lastRTO))
+	if in.ThinLinear {
+		fmt.Fprintf(&b, "; thin stream with linear timeouts: the first %d RTOs do not double", ThinLinearRetries)
+	}
 	fmt.Fprintf(&b, "; timers allow %s..%s", secs(p.Earliest), secs(p.Latest))
 	if in.SoftError != "" {
 		fmt.Fprintf(&b, "; soft error %s reported instead of ETIMEDOUT", in.SoftError)
@@ -223,9 +251,16 @@ func (in AbortInput) validate() error {
 	return nil
 }
 
+// Window is the prediction's detection window on the caller's axis.
+func (p AbortPrediction) Window() Window {
+	return Window{Earliest: p.Earliest, Latest: p.Latest, Nominal: p.Abort, Slack: p.Slack,
+		Basis: "the kernel's ladder with every timer on time, up to the per-timer allowance late"}
+}
+
 // Expectation turns the prediction into the expectation a scenario checks.
 func (p AbortPrediction) Expectation() Expectation {
-	return Expectation{Errors: []string{p.Error}, Reason: p.Reason, Detect: p.Abort, Tol: p.Tolerance}
+	w := p.Window()
+	return Expectation{Errors: []string{p.Error}, Reason: p.Reason, Window: &w}
 }
 
 // secs formats d as seconds with millisecond precision.

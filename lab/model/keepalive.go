@@ -83,8 +83,8 @@ type Detection struct {
 	// At is the nominal detection time on the caller's axis (origin: the last
 	// segment received from the peer); 0 with MechNone.
 	At time.Duration `json:"at_ns,omitempty"`
-	// Tol is the allowance around At.
-	Tol Tolerance `json:"tolerance"`
+	// Window bounds the detection on the caller's axis (zero with MechNone).
+	Window Window `json:"window"`
 	// Error is the errno name the application sees; empty with MechNone.
 	Error string `json:"error,omitempty"`
 	// Reason explains the choice in one line.
@@ -105,7 +105,7 @@ func DetectDeadPeer(p DeadPeer) (Detection, error) {
 		if p.Conn.UserTimeout > 0 {
 			m = MechUserTimeout
 		}
-		return Detection{Mechanism: m, At: a.Abort, Tol: a.Tolerance, Error: a.Error,
+		return Detection{Mechanism: m, At: a.Abort, Window: a.Window(), Error: a.Error,
 			Reason: "unacked data, keepalive suspended; " + a.Reason}, nil
 	}
 	if !p.Keepalive.Enabled {
@@ -123,21 +123,23 @@ func DetectDeadPeer(p DeadPeer) (Detection, error) {
 	}
 	lat = max(lat, 0)
 	slack := TimerSlack(k.Idle, p.Conn.HZ) + lat + time.Duration(probes)*(TimerSlack(k.Intvl, p.Conn.HZ)+lat)
-	tol := Tolerance{Abs: slack + p.Conn.ClockUncertainty}
+	w := Window{Earliest: at, Latest: at + slack, Nominal: at, Slack: p.Conn.ClockUncertainty,
+		Basis: "the keepalive timer's firings from the last receive, up to the per-timer allowance late"}
 	rule := fmt.Sprintf("idle %s + %d x intvl %s", secs(k.Idle), probes, secs(k.Intvl))
 	if p.Conn.UserTimeout > 0 {
 		rule += fmt.Sprintf(", first firing past TCP_USER_TIMEOUT=%s with a probe out", secs(p.Conn.UserTimeout))
 	}
-	return Detection{Mechanism: MechKeepalive, At: at, Tol: tol, Error: ETIMEDOUT,
+	return Detection{Mechanism: MechKeepalive, At: at, Window: w, Error: ETIMEDOUT,
 		Reason: fmt.Sprintf("idle client, keepalive: %s = %s after the last receive (timers may add %s)", rule, secs(at), secs(slack))}, nil
 }
 
 // Expectation turns the detection into the expectation a scenario checks;
 // with MechNone it expects no error (NoError) and predicts no time.
 func (d Detection) Expectation() Expectation {
-	e := Expectation{Errors: []string{NoError}, Reason: d.Reason, Detect: d.At, Tol: d.Tol}
+	e := Expectation{Errors: []string{NoError}, Reason: d.Reason}
 	if d.Error != "" {
-		e.Errors = []string{d.Error}
+		w := d.Window
+		e.Errors, e.Window = []string{d.Error}, &w
 	}
 	return e
 }

@@ -88,8 +88,8 @@ func TestDetectDeadPeerKeepaliveTolerance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Tol.Abs != 2760*ms {
-		t.Errorf("tolerance %v, want 2.76s", d.Tol.Abs)
+	if d.Window.Earliest != d.At || d.Window.Latest-d.At != 2760*ms {
+		t.Errorf("window %v, want %v..%v+2.76s", d.Window, d.At, d.At)
 	}
 	if _, err := DetectDeadPeer(DeadPeer{Keepalive: Keepalive{Enabled: true}}); err == nil {
 		t.Error("zero keepalive timers accepted")

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/hostlab/hostlab/lab/model"
 )
 
 // Scenario is one fault experiment.
@@ -30,15 +28,14 @@ type Scenario struct {
 	Defaults func(*Options)
 	// Fault does the fault; r.markFault stamps its start and end.
 	Fault func(ctx context.Context, r *Run) error
-	// Expect is the expectation, computed once the run's evidence is in.
-	// Its Detect counts from the fault, or from Origin when set.
-	Expect func(r *Run) model.Expectation
-	// Origin, when set, is the instant a prediction counts from, measured
-	// on the client's clock (e.g. the last segment received from the
-	// server), and what it is; zero means the fault.
-	Origin func(r *Run) (time.Time, string)
-	// Bound is how long to watch the client after the fault.
-	Bound func(r *Run) time.Duration
+	// Expect applies rules to a run's evidence: the expectation the
+	// client's observation is checked against and the further checks of
+	// the mechanism. It must give Missing, never a guess, when evidence or
+	// model inputs are absent.
+	Expect func(ev *Evidence, k Rules) Judgement
+	// Bound is how long to watch the client after the fault, from the
+	// evidence so far.
+	Bound func(ev *Evidence) time.Duration
 	// Routed says the scenario needs a router guest between client and
 	// server (a lab brought up with Routed).
 	Routed bool

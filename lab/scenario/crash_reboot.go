@@ -11,6 +11,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hostlab/hostlab/lab"
@@ -59,52 +60,44 @@ var crashReboot = Scenario{
 		r.mu.Lock()
 		r.serverBack = back
 		r.mu.Unlock()
-		r.hostEvent("server_back", map[string]any{"ready_marker": lab.ReadyMarker})
+		r.hostEventAt(evServerBack, back, map[string]any{"ready_marker": lab.ReadyMarker})
 		r.log.Info("server is back", "after", back.Sub(r.faultAt()).Round(10*time.Millisecond))
 		return nil
 	},
-	Expect: func(r *Run) model.Expectation {
-		e := model.Expectation{
-			Errors: []string{model.ECONNRESET},
-			Reason: "the rebooted host has no socket for the connection and resets the client's next segment",
-		}
-		if r.Opt.Idle && r.Opt.Keepalive == "" {
-			e.Errors, e.Reason = []string{model.NoError}, "an idle client without keepalive sends nothing, so nothing tells it"
-			return e
-		}
-		if rto := r.rtoAt(r.serverBack); rto > 0 {
-			// The RST answers the next scheduled retransmission: within one
-			// (backed-off) RTO of the host being back. The init's ready line
-			// comes a little after the address is up, hence the slack.
-			e.Detect, e.Tol = rto/2, model.Tolerance{Abs: rto/2 + 500*time.Millisecond}
-			e.Reason += fmt.Sprintf(", at its next retransmission: within one RTO (%s) of the host being back", rto.Round(time.Millisecond))
-		}
-		return e
-	},
-	Origin: func(r *Run) (time.Time, string) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.serverBack, "the server's init reporting ready after the reboot (host clock, ±20 ms polling)"
-	},
-	Bound: func(r *Run) time.Duration { return 2*time.Minute + r.Opt.Down },
-	Heal:  func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
+	Expect: crashRebootExpect,
+	Bound:  func(ev *Evidence) time.Duration { return 2*time.Minute + ev.Opt.Down },
+	Heal:   func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
 }
 
-// rtoAt is the client's RTO in the last TCP_INFO sample before t.
-func (r *Run) rtoAt(t time.Time) time.Duration {
-	clk, ok := r.clock[lab.RoleClient]
-	if t.IsZero() || !ok || r.client == nil {
-		return 0
-	}
-	var rto time.Duration
-	for _, e := range r.client.snapshot() {
-		if e.TCPInfo == nil {
-			continue
+// crashRebootExpect: the rebooted host has no socket for the connection and
+// resets the first of the client's segments that reaches it once its lab
+// link is up: the client's next scheduled retransmission (or keepalive
+// probe) after that instant.
+func crashRebootExpect(ev *Evidence, k Rules) Judgement {
+	if ev.Opt.Idle {
+		if c, err := deadPeerConfig(ev); err == nil && !c.keepalive.Enabled {
+			return Judgement{Exp: model.Expectation{Errors: []string{model.NoError},
+				Reason: "an idle client without keepalive sends nothing, so nothing tells it"}}
 		}
-		if at, _ := clk.HostTimeFromMono(e.MonoNS); at.After(t) {
-			break
-		}
-		rto = time.Duration(e.TCPInfo.RTOus) * time.Microsecond
 	}
-	return rto
+	up, ok := ev.mark(markLinkUp, 1)
+	if !ok {
+		return missing("the rebooted server's console shows no lab link coming up on the host axis")
+	}
+	if ev.Wire == nil {
+		return missing("no capture of the lab link (" + ev.WireErr + ")")
+	}
+	sent := append(append([]time.Time(nil), ev.Wire.Retrans...), ev.Wire.Probes...)
+	slices.SortFunc(sent, func(a, b time.Time) int { return a.Compare(b) })
+	span, err := k.Reset(ResetCase{Up: up.At, UpUncert: up.Uncert, Retrans: sent, RST: ev.Wire.RST})
+	if err != nil {
+		return missing("reset window: " + err.Error())
+	}
+	kend := kernelEnd(ev)
+	if kend == nil {
+		span = withReaction(ev, span)
+	}
+	return Judgement{Kernel: kend, Exp: model.Expectation{Errors: []string{model.ECONNRESET}, Window: span.window(ev.FaultStart),
+		Reason: fmt.Sprintf("the rebooted host (lab link up %.3f s after the fault) has no socket for the connection and resets the client's next segment",
+			up.At.Sub(ev.FaultStart).Seconds())}}
 }

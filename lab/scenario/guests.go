@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hostlab/hostlab/lab"
+	"github.com/hostlab/hostlab/lab/clocksync"
 	"github.com/hostlab/hostlab/provision"
 	"github.com/hostlab/hostlab/vms"
 )
@@ -94,8 +95,18 @@ func (r *Run) waitServerBack(ctx context.Context, n int) (time.Time, error) {
 	}
 	back := time.Now()
 	r.dropConn(lab.RoleServer)
-	if _, err := r.guest(wctx, lab.RoleServer); err != nil {
+	c, err := r.guest(wctx, lab.RoleServer)
+	if err != nil {
 		return back, err
+	}
+	// A new boot has a new monotonic clock: fit it, so the rebooted
+	// server's console steps can be placed on the host axis.
+	if clk, _, err := clocksync.Estimate(wctx, c, 20); err == nil {
+		r.mu.Lock()
+		r.rebootClock = &clk
+		r.mu.Unlock()
+	} else {
+		r.note("clock of the rebooted server: " + err.Error())
 	}
 	return back, nil
 }

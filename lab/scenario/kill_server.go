@@ -16,7 +16,6 @@ import (
 
 	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/lab"
-	"github.com/hostlab/hostlab/lab/model"
 )
 
 var killServer = Scenario{
@@ -25,24 +24,8 @@ var killServer = Scenario{
 	Property: "a killed server process closes with FIN; the client learns at its next read: EOF, or ECONNRESET after the RST its next write draws",
 	Own:      []string{"sigpipe-ignore"},
 	Fault:    killChild("kill-server"),
-	Expect: func(r *Run) model.Expectation {
-		if r.Opt.Read == "event" {
-			return model.Expectation{
-				Errors: []string{model.EOF},
-				Reason: "an event-driven client is always in read, so the FIN ends it at once",
-				Detect: 100 * time.Millisecond, Tol: model.Tolerance{Abs: 400 * time.Millisecond},
-			}
-		}
-		// The kill lands just after an echo (afterNextEcho), so the client
-		// learns at its next line, one interval later less the kill's own
-		// latency.
-		return model.Expectation{
-			Errors: []string{model.EOF, model.ECONNRESET},
-			Reason: "str_cli, asleep before its next line, notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first",
-			Detect: r.Opt.Interval - 150*time.Millisecond, Tol: model.Tolerance{Abs: 500 * time.Millisecond},
-		}
-	},
-	Bound: func(r *Run) time.Duration { return 30*time.Second + 2*r.Opt.Interval },
+	Expect:   func(ev *Evidence, k Rules) Judgement { return finJudgement(ev, killFINSpan(ev)) },
+	Bound:    func(ev *Evidence) time.Duration { return 30*time.Second + 2*ev.Opt.Interval },
 }
 
 // killChild is the fault of kill-server and sigpipe: SIGKILL to the server

@@ -2,13 +2,11 @@ package scenario
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/lab"
-	"github.com/hostlab/hostlab/provision"
 )
 
 // defaultBound is how long a scenario without its own bound watches.
@@ -20,7 +18,7 @@ func (r *Run) observe(ctx context.Context) {
 	boundNow := func() time.Duration {
 		b := r.Opt.MaxWait
 		if b == 0 && r.Scenario.Bound != nil {
-			b = r.Scenario.Bound(r)
+			b = r.Scenario.Bound(r.evidence())
 		}
 		if b == 0 {
 			b = defaultBound
@@ -37,7 +35,7 @@ func (r *Run) observe(ctx context.Context) {
 		if _, done := r.client.exited(); done {
 			return
 		}
-		if ob := r.observation(); ob.Error != "" {
+		if ob := r.evidence().observation(); ob.Error != "" {
 			// Let the client finish on its own (its exit is evidence too).
 			select {
 			case <-r.client.p.Done():
@@ -86,10 +84,6 @@ func (r *Run) progress(deadline time.Time) {
 		attrs = append(attrs, "state", ti.State, "retransmits", ti.Retransmits, "total_retrans", ti.TotalRetrans,
 			"backoff", ti.Backoff, "rto", (time.Duration(ti.RTOus) * time.Microsecond).Round(time.Millisecond), "unacked", ti.Unacked)
 	}
-	if exp := r.Scenario.Expect(r); exp.Detect > 0 {
-		origin, _ := r.origin()
-		attrs = append(attrs, "predicted_in", time.Until(origin.Add(exp.Detect)).Round(100*time.Millisecond))
-	}
 	r.log.Info("waiting for the client", attrs...)
 }
 
@@ -103,17 +97,6 @@ func lastTCPInfo(evs []echo.Event) *echo.TCPInfo {
 	return nil
 }
 
-// origin is the instant predictions count from: the scenario's Origin, or
-// the fault.
-func (r *Run) origin() (time.Time, string) {
-	if r.Scenario.Origin != nil {
-		if t, what := r.Scenario.Origin(r); !t.IsZero() {
-			return t, what
-		}
-	}
-	return r.faultAt(), "the fault"
-}
-
 // faultAt is the fault instant: when hostlab issued the fault. The fault
 // takes effect before the call returns (faultEnd); that window is part of
 // every detection's uncertainty.
@@ -123,64 +106,19 @@ func (r *Run) faultAt() time.Time {
 	return r.faultStart
 }
 
-// Observation is what the client learnt and when.
-type Observation struct {
-	// Error is the errno name, EOF, SIGPIPE (killed by a signal), or empty
-	// when the client learnt nothing.
-	Error string `json:"error"`
-	// Event is the client event that carried it.
-	Event string `json:"event,omitempty"`
-	// At is the host time the client learnt it.
-	At time.Time `json:"at,omitempty"`
-	// Uncert is the ± uncertainty of At.
-	Uncert time.Duration `json:"-"`
-	// Exit describes how the client process ended.
-	Exit string `json:"client_exit,omitempty"`
-}
-
-// observation reads the client's first error after the fault.
-func (r *Run) observation() Observation {
-	var ob Observation
+// stopClient ends the client if it still runs, recording that hostlab
+// stopped it: its end is then hostlab's doing, not an observation.
+func (r *Run) stopClient() {
 	if r.client == nil {
-		return ob
+		return
 	}
-	clk, ok := r.clock[lab.RoleClient]
-	for _, e := range r.client.snapshot() {
-		if e.Ev != "eof" && e.Ev != "error" && e.Ev != "read_timeout" {
-			continue
-		}
-		if !ok {
-			break
-		}
-		at, unc := clk.HostTimeFromMono(e.MonoNS)
-		if at.Before(r.faultStart.Add(-time.Second)) {
-			continue // An error before the fault is not the fault's.
-		}
-		ob.Error, ob.Event, ob.At, ob.Uncert = e.Errno, e.Ev, at, unc
-		if e.Ev == "eof" || ob.Error == "" {
-			ob.Error = "EOF"
-		}
-		if e.Ev == "read_timeout" {
-			ob.Error = "timeout"
-		}
-		break
+	if _, done := r.client.exited(); !done {
+		now := r.hostEvent(evClientStopped, map[string]any{"why": "hostlab stopped watching"})
+		r.mu.Lock()
+		r.stoppedAt = now
+		r.mu.Unlock()
 	}
-	if ex, done := r.client.exited(); done {
-		st, err, at := ex.Status, ex.Err, ex.At
-		var sig *provision.ExitSignalError
-		switch {
-		case errors.As(err, &sig):
-			ob.Exit = "killed by SIG" + sig.Signal
-			if ob.Error == "" {
-				ob.Error, ob.Event, ob.At, ob.Uncert = "SIG"+sig.Signal, "exit_signal", at, 50*time.Millisecond
-			}
-		case err != nil:
-			ob.Exit = "lost: " + err.Error()
-		default:
-			ob.Exit = fmt.Sprintf("exit status %d", st)
-		}
-	}
-	return ob
+	r.client.stop()
 }
 
 // Step is one rung of the retransmission ladder read from TCP_INFO.

@@ -47,7 +47,7 @@ func TestObservationAndLadder(t *testing.T) {
 		tcpEv(fault.Add(800*time.Millisecond), 2, 3, 2, 816000),
 		{Ev: "error", Errno: "ETIMEDOUT", MonoNS: fault.Add(14 * time.Second).UnixNano()},
 	}}
-	ob := r.observation()
+	ob := r.evidence().observation()
 	if ob.Error != "ETIMEDOUT" || ob.Event != "error" {
 		t.Fatalf("observation = %+v, want the ETIMEDOUT after the fault", ob)
 	}
@@ -67,15 +67,15 @@ func TestObservationEOFAndTimeout(t *testing.T) {
 	t0 := time.Unix(1795614000, 0)
 	r := &Run{clock: map[string]timeline.Clock{lab.RoleClient: sameClock(t, t0)}, faultStart: t0}
 	r.client = &proc{events: []echo.Event{{Ev: "eof", MonoNS: t0.Add(time.Second).UnixNano()}}}
-	if ob := r.observation(); ob.Error != "EOF" {
+	if ob := r.evidence().observation(); ob.Error != "EOF" {
 		t.Errorf("eof event → %q, want EOF", ob.Error)
 	}
 	r.client = &proc{events: []echo.Event{{Ev: "read_timeout", Errno: "timeout", MonoNS: t0.Add(time.Second).UnixNano()}}}
-	if ob := r.observation(); ob.Error != "timeout" {
+	if ob := r.evidence().observation(); ob.Error != "timeout" {
 		t.Errorf("read_timeout event → %q, want timeout", ob.Error)
 	}
 	r.client = &proc{}
-	if ob := r.observation(); ob.Error != "" {
+	if ob := r.evidence().observation(); ob.Error != "" {
 		t.Errorf("no events → %q, want nothing", ob.Error)
 	}
 }
@@ -89,7 +89,7 @@ func TestBackoffReverts(t *testing.T) {
 		return e
 	}
 	r.client = &proc{events: []echo.Event{ev(1, 1, 1), ev(2, 2, 1), ev(5, 3, 1), ev(9, 2, 1), ev(12, 3, 1), ev(20, 2, 1), ev(21, 0, 0)}}
-	if n := r.backoffReverts(); n != 2 {
+	if n := backoffReverts(r.evidence()); n != 2 {
 		t.Fatalf("backoffReverts = %d, want 2 (a drop to 0 with nothing unacknowledged is not a revert)", n)
 	}
 }

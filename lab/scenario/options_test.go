@@ -86,7 +86,7 @@ func TestSigpipeExpectation(t *testing.T) {
 		{Options{Client: ClientGo}, model.EPIPE},
 	}
 	for _, c := range cases {
-		got := sigpipe.Expect(&Run{Opt: c.opt})
+		got := sigpipe.Expect(&Evidence{Opt: c.opt}, Kernel).Exp
 		if len(got.Errors) != 1 || got.Errors[0] != c.want {
 			t.Errorf("%+v: expected %v, want %s", c.opt, got.Errors, c.want)
 		}

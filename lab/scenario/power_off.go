@@ -12,11 +12,10 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/model"
 )
@@ -31,126 +30,173 @@ var powerOff = Scenario{
 		r.dropConn(lab.RoleServer)
 		return err
 	},
-	Expect: deadPeerExpectation,
-	Origin: lastReceived,
+	Expect: deadPeerExpect,
 	Bound:  deadPeerBound,
 	Heal:   func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
 }
 
-// deadPeerExpectation predicts how and when the client learns that its peer
-// vanished, from the client's sysctls, socket options and TCP_INFO.
-func deadPeerExpectation(r *Run) model.Expectation {
-	in, _, err := r.deadPeer()
-	if err != nil {
-		return model.Expectation{Reason: "no prediction: " + err.Error()}
-	}
-	d, err := model.DetectDeadPeer(in)
-	if err != nil {
-		return model.Expectation{Reason: "no prediction: " + err.Error()}
-	}
-	if n := r.backoffReverts(); n > 0 && d.Mechanism != model.MechKeepalive {
-		// The client's own neighbour entry for the dead server failed: its
-		// kernel answered queued retransmissions with ICMP host unreachable,
-		// a soft error, and each reverted a backoff step.
-		return abortWithReverts(in.Conn, []string{model.EHOSTUNREACH}, fmt.Sprintf(
-			"%s; the client's TCP_INFO shows %d backoff reverts (RFC 6069): its neighbour resolution of the dead server failed and its kernel stored ICMP host unreachable as a soft error, reported at the abort",
-			d.Reason, n))
-	}
-	exp := d.Expectation() // Detect counts from the last segment received.
-	if d.Mechanism != model.MechNone {
-		exp.Errors = []string{model.ETIMEDOUT, model.EHOSTUNREACH}
-		exp.Reason += "; EHOSTUNREACH instead when neighbour resolution failed first (soft error reported at the abort)"
-	}
-	return exp
+// deadPeerConf is what decides how a client learns of a silent peer: the
+// client's sysctls and its socket's options as read back after connect.
+type deadPeerConf struct {
+	retries2  int
+	ut        time.Duration
+	keepalive model.Keepalive
+	thin      bool
+	unacked   bool
+	hz        int
 }
 
-// deadPeerBound watches until well past the predicted detection.
-func deadPeerBound(r *Run) time.Duration {
-	exp := deadPeerExpectation(r)
-	if exp.Detect <= 0 {
-		return 60 * time.Second
+// deadPeerConfig reads the model's inputs from the evidence.
+func deadPeerConfig(ev *Evidence) (deadPeerConf, error) {
+	var c deadPeerConf
+	var ok bool
+	if c.retries2, ok = ev.sysctlInt(lab.RoleClient, "net.ipv4.tcp_retries2"); !ok {
+		return c, fmt.Errorf("the client's tcp_retries2 was not read back")
 	}
-	return exp.Detect + exp.Tol.Allowed(exp.Detect) + 30*time.Second
+	con, ok := ev.connectEvent()
+	if !ok || con.Sockopts == nil {
+		return c, fmt.Errorf("the client's socket options were not read back after connect")
+	}
+	so := con.Sockopts
+	c.ut = time.Duration(so.UserTimeoutMS) * time.Millisecond
+	c.keepalive = model.Keepalive{Enabled: so.Keepalive, Idle: time.Duration(so.KeepIdleS) * time.Second,
+		Intvl: time.Duration(so.KeepIntvlS) * time.Second, Probes: so.KeepCnt}
+	thin, _ := ev.sysctlInt(lab.RoleClient, "net.ipv4.tcp_thin_linear_timeouts")
+	c.thin = thin == 1 // One line at a time: always a thin stream.
+	c.unacked = !ev.Opt.Idle
+	c.hz = model.DefaultHZ
+	return c, nil
 }
 
-// lastReceived is the last segment the client received from the server
-// before the fault: the client's last read, on the client's clock.
-func lastReceived(r *Run) (time.Time, string) {
-	_, origin, err := r.deadPeer()
+// deadPeerExpect applies the rules to a client whose peer went silent: a
+// writing client is ended by the retransmission bound, an idle one only by
+// keepalive, and without keepalive never.
+func deadPeerExpect(ev *Evidence, k Rules) Judgement {
+	c, err := deadPeerConfig(ev)
 	if err != nil {
-		return time.Time{}, ""
+		return missing(err.Error())
 	}
-	return r.faultAt().Add(origin), "the client's last read from the server before the fault (client clock)"
+	if !c.unacked {
+		return keepaliveExpect(ev, k, c)
+	}
+	l, err := measureLadder(ev, c.ut, c.thin)
+	if err != nil {
+		return missing("retransmission ladder: " + err.Error())
+	}
+	return abortJudgement(ev, k, c, l, nil, "")
 }
 
-// deadPeer builds the model's input; origin is the last segment received
-// from the server, relative to the fault instant.
-func (r *Run) deadPeer() (model.DeadPeer, time.Duration, error) {
-	sys := r.sysctls[lab.RoleClient]
-	retries2, err := strconv.Atoi(sys["net.ipv4.tcp_retries2"])
-	if err != nil {
-		return model.DeadPeer{}, 0, fmt.Errorf("client tcp_retries2 unknown")
-	}
-	clk, ok := r.clock[lab.RoleClient]
-	if !ok || r.client == nil || r.faultStart.IsZero() {
-		return model.DeadPeer{}, 0, fmt.Errorf("no client evidence yet")
-	}
-	fault := r.faultAt()
-	evs := r.client.snapshot()
-	var lastRecv, firstWrite time.Time
-	var before *echo.TCPInfo
-	var clockUnc time.Duration
-	for _, e := range evs {
-		at, unc := clk.HostTimeFromMono(e.MonoNS)
-		clockUnc = unc
-		switch {
-		case at.Before(fault) && (e.Ev == "read" || e.Ev == "connect"):
-			lastRecv = at
-		case !at.Before(fault) && e.Ev == "write" && firstWrite.IsZero():
-			firstWrite = at
+// abortJudgement applies the abort rule to a measured ladder. errs, when
+// set, are the errors the evidence allows (unreachable reads them from the
+// capture), why says why.
+func abortJudgement(ev *Evidence, k Rules, c deadPeerConf, l *Ladder, errs []string, why string) Judgement {
+	ac := AbortCase{Ladder: l, Retries2: c.retries2, UserTimeout: c.ut, Thin: c.thin, HZ: c.hz}
+	_, from := boundOf(ac)
+	reason := "unacked data, keepalive suspended; " + from
+	if errs == nil {
+		errs = []string{model.ETIMEDOUT, model.EHOSTUNREACH}
+		reason += "; ETIMEDOUT, or EHOSTUNREACH when neighbour resolution failed first (a soft error reported at the abort)"
+		if l.Reverts > 0 {
+			errs = []string{model.EHOSTUNREACH}
+			reason += fmt.Sprintf("; the client's TCP_INFO shows %d backoff reverts (RFC 6069): its neighbour resolution of the dead server failed and its kernel stored ICMP host unreachable as the soft error", l.Reverts)
 		}
-		if e.TCPInfo != nil && at.Before(fault) {
-			before = e.TCPInfo
+	} else {
+		reason += "; " + why
+	}
+	j := Judgement{Ladder: l, Late: l.Late, Checks: []model.Result{countCheck(ac)}}
+	span, err := k.Abort(ac)
+	switch {
+	case errors.Is(err, errContradicted):
+		j.Exp = model.Expectation{Errors: errs, Reason: reason}
+		j.Checks = append(j.Checks, model.Result{Verdict: model.Unexpected, Why: err.Error()})
+		return j
+	case err != nil:
+		j.Exp = model.Expectation{Missing: "abort window: " + err.Error()}
+		return j
+	}
+	j.Exp = model.Expectation{Errors: errs, Reason: reason, Window: span.window(ev.FaultStart)}
+	if j.Kernel = kernelEnd(ev); j.Kernel == nil {
+		j.Exp.Window = withReaction(ev, span).window(ev.FaultStart)
+	}
+	return j
+}
+
+// keepaliveExpect: an idle client learns of a silent peer only through
+// keepalive (ETIMEDOUT at the firing after the last probe), and without
+// keepalive not at all.
+func keepaliveExpect(ev *Evidence, k Rules, c deadPeerConf) Judgement {
+	if !c.keepalive.Enabled {
+		return Judgement{Exp: model.Expectation{Errors: []string{model.NoError},
+			Reason: "idle client without keepalive (SO_KEEPALIVE off, read back): nothing probes the peer until the client writes"}}
+	}
+	if ev.Wire == nil {
+		return missing("keepalive: no capture of the lab link (" + ev.WireErr + ")")
+	}
+	kc := KeepaliveCase{LastRecv: ev.Wire.LastFromServer, Probes: ev.Wire.Probes, Keepalive: c.keepalive, UserTimeout: c.ut, HZ: c.hz}
+	j := Judgement{Late: keepaliveLate(kc)}
+	_, probes := model.KeepaliveAbort(c.keepalive, c.ut)
+	cnt := model.Result{Verdict: model.Expected, Why: fmt.Sprintf("%d keepalive probes on the wire, as the rule has", len(kc.Probes))}
+	if len(kc.Probes) != probes {
+		cnt = model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("%d keepalive probes on the wire; the keepalive rule sends %d", len(kc.Probes), probes)}
+	}
+	j.Checks = []model.Result{cnt}
+	span, err := k.Keepalive(kc)
+	if err != nil {
+		j.Exp = model.Expectation{Missing: "keepalive window: " + err.Error()}
+		return j
+	}
+	ka := c.keepalive
+	reason := fmt.Sprintf("idle client, keepalive %s,%s,%d (read back from the socket): ETIMEDOUT when the probes go unanswered, or EHOSTUNREACH as a stored soft error",
+		fmtSecs(ka.Idle), fmtSecs(ka.Intvl), ka.Probes)
+	if c.ut > 0 {
+		reason += fmt.Sprintf("; TCP_USER_TIMEOUT %s replaces the probe count", fmtSecs(c.ut))
+	}
+	j.Exp = model.Expectation{Errors: []string{model.ETIMEDOUT, model.EHOSTUNREACH}, Reason: reason, Window: span.window(ev.FaultStart)}
+	if j.Kernel = kernelEnd(ev); j.Kernel == nil {
+		j.Exp.Window = withReaction(ev, span).window(ev.FaultStart)
+	}
+	return j
+}
+
+// deadPeerBound watches until well past the latest abort the plain model
+// allows (from the TCP_INFO in force at the fault), plus a minute.
+func deadPeerBound(ev *Evidence) time.Duration {
+	c, err := deadPeerConfig(ev)
+	ti := lastTCPInfoBefore(ev.Client, ev.FaultStart)
+	if err != nil || ti == nil {
+		return 2 * time.Minute
+	}
+	if !c.unacked {
+		if !c.keepalive.Enabled {
+			return time.Minute
 		}
+		at, _ := model.KeepaliveAbort(c.keepalive, c.ut)
+		return at + time.Minute
 	}
-	if lastRecv.IsZero() || before == nil {
-		return model.DeadPeer{}, 0, fmt.Errorf("no traffic before the fault")
+	rto := time.Duration(ti.RTOus) * time.Microsecond
+	p, err := model.PredictAbort(model.AbortInput{Retries2: c.retries2, UserTimeout: c.ut, RTO: rto,
+		Probe: model.ProbeTimeout(time.Duration(ti.RTTus)*time.Microsecond, rto, 1), ThinLinear: c.thin})
+	if err != nil {
+		return 2 * time.Minute
 	}
-	rto := time.Duration(before.RTOus) * time.Microsecond
-	srtt := time.Duration(before.RTTus) * time.Microsecond
-	sent := firstWrite
-	if sent.IsZero() {
-		sent = fault // Not written yet: the earliest it can be.
+	b := p.Latest + time.Minute
+	if backoffReverts(ev) > 0 {
+		// Reverts can delay the abort by up to an in-force RTO.
+		var maxRTO time.Duration
+		for _, tx := range p.Schedule {
+			maxRTO = max(maxRTO, tx.RTO)
+		}
+		b += maxRTO
 	}
-	ka := model.Keepalive{}
-	if r.Opt.Keepalive != "" {
-		ka, _ = ParseKeepalive(r.Opt.Keepalive)
-	}
-	p := model.DeadPeer{
-		Unacked: !r.Opt.Idle,
-		Conn: model.AbortInput{
-			Retries2: retries2, UserTimeout: r.Opt.UserTimeout, RTO: rto,
-			Sent: sent.Sub(lastRecv), Probe: model.ProbeTimeout(srtt, rto, 1), ClockUncertainty: clockUnc,
-		},
-		Keepalive: ka,
-	}
-	return p, lastRecv.Sub(fault), nil
+	return b
 }
 
 // backoffReverts counts the times the client's TCP_INFO backoff went down
-// after the fault while data was unacknowledged: ICMP unreachables reverting
-// backoff steps (RFC 6069).
-func (r *Run) backoffReverts() int {
-	clk, ok := r.clock[lab.RoleClient]
-	if !ok || r.client == nil || r.faultStart.IsZero() {
-		return 0
-	}
+// after the fault while data was unacknowledged.
+func backoffReverts(ev *Evidence) int {
 	n, prev := 0, -1
-	for _, e := range r.client.snapshot() {
-		if e.TCPInfo == nil || e.TCPInfo.Unacked == 0 {
-			continue
-		}
-		if at, _ := clk.HostTimeFromMono(e.MonoNS); at.Before(r.faultStart) {
+	for _, e := range ev.Client {
+		if e.TCPInfo == nil || e.TCPInfo.Unacked == 0 || e.At.Before(ev.FaultStart) {
 			continue
 		}
 		b := int(e.TCPInfo.Backoff)

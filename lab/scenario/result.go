@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -28,9 +27,16 @@ type Result struct {
 	Property string   `json:"property"`
 	Expected Expected `json:"expected"`
 	Observed Observed `json:"observed"`
-	// PredictedS is the predicted detection time in seconds after the fault,
-	// where a model applies.
+	// PredictedS is the nominal predicted detection in seconds after the
+	// fault (every timer on time), where a mechanism gives one.
 	PredictedS *float64 `json:"predicted_s,omitempty"`
+	// Rules names the rule set the verdict applied ("linux").
+	Rules string `json:"rules"`
+	// Checks are the further checks of the mechanism combined into the
+	// verdict (retransmission count, the server's FIN).
+	Checks []model.Result `json:"checks,omitempty"`
+	// WireLadder is the retransmission ladder measured on the wire.
+	WireLadder *Ladder `json:"wire_ladder,omitempty"`
 	// Retransmits is the number of retransmissions after the fault.
 	Retransmits int    `json:"retransmits"`
 	Ladder      []Step `json:"ladder,omitempty"`
@@ -70,15 +76,27 @@ type Lateness struct {
 
 // Expected is the expectation as recorded in result.json.
 type Expected struct {
-	Errors     []string `json:"errors"`
-	Error      string   `json:"error"`
-	Why        string   `json:"why"`
+	Errors []string `json:"errors"`
+	Error  string   `json:"error"`
+	Why    string   `json:"why"`
+	// Missing says why no prediction could be made (verdict unknown).
+	Missing    string   `json:"missing,omitempty"`
 	PredictedS *float64 `json:"predicted_s,omitempty"`
-	Tolerance  string   `json:"tolerance,omitempty"`
-	// TimedFrom says what the prediction counts from when it is not the
-	// fault, and FromS where that is relative to the fault.
-	TimedFrom string   `json:"timed_from,omitempty"`
-	FromS     *float64 `json:"timed_from_s,omitempty"`
+	// Window bounds the detection, in seconds after the fault.
+	Window *WindowS `json:"window,omitempty"`
+}
+
+// WindowS is a detection window in seconds after the fault.
+type WindowS struct {
+	// EarliestS and LatestS bound the detection; SlackS is the anchors'
+	// own uncertainty allowed on both sides.
+	EarliestS float64 `json:"earliest_s"`
+	LatestS   float64 `json:"latest_s"`
+	SlackS    float64 `json:"slack_s"`
+	// Bound is true when only a bound is known, not a prediction.
+	Bound bool `json:"bound,omitempty"`
+	// Basis says what the window is derived from.
+	Basis string `json:"basis"`
 }
 
 // Observed is the observation as recorded in result.json.
@@ -102,6 +120,8 @@ type RunConfig struct {
 	Kernel  map[string]string            `json:"kernel"`
 	Sysctls map[string]map[string]string `json:"sysctls"`
 	Client  string                       `json:"client_command"`
+	// GraceNS is the server init's SIGTERM to SIGKILL grace.
+	GraceNS int64 `json:"grace_ns"`
 }
 
 // ClockStats summarises each guest's clock fit.
@@ -127,7 +147,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 		Complete: complete, Incomplete: reason, FaultAt: r.faultStart, Clocks: ClockStats{},
 	}
 	res.Config = RunConfig{Options: r.Opt, Lab: r.cfg.Lab.Name(), Accel: string(r.cfg.Lab.State.Accel),
-		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs()}
+		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs(), GraceNS: int64(r.cfg.Lab.State.Grace)}
 	if len(r.host) > 0 {
 		res.Started = r.host[0].Host()
 	}
@@ -136,53 +156,103 @@ func (r *Run) collect(complete bool, reason string) *Result {
 		_, unc := clk.HostTimeFromMono(s[len(s)-1].GuestMono)
 		res.Clocks[role] = ClockStat{Samples: len(s), MinRTTms: float64(clk.MinRTT) / 1e6, UncertMS: float64(unc) / 1e6}
 	}
-	ob := r.observation()
-	res.Observed = Observed{Error: ob.Error, Event: ob.Event, ClientExit: ob.Exit}
-	var detect, plus time.Duration
-	if ob.Error != "" && !r.faultStart.IsZero() {
-		detect = ob.At.Sub(r.faultAt())
-		plus = ob.Uncert + r.faultEnd.Sub(r.faultStart)
-		res.Observed.DetectS, res.Observed.DetectPlusS = secs(detect), plus.Seconds()
-		if !r.serverBack.IsZero() {
-			res.Observed.ServerBackS = secs(r.serverBack.Sub(r.faultAt()))
-			res.Observed.DetectAfterBackS = secs(ob.At.Sub(r.serverBack))
+	r.copyEvidence()
+	if err := r.writeWire(); err != nil {
+		r.note("client capture: " + err.Error())
+	}
+	r.readMarks()
+	if r.client != nil {
+		if ex, done := r.client.exited(); done {
+			r.mu.Lock()
+			x := exitOf(ex, !r.stoppedAt.IsZero() && !ex.At.Before(r.stoppedAt))
+			if e, err := timeline.NewEvent(timeline.SrcHost, evClientExit, ex.At, x); err == nil {
+				r.host = append(r.host, e)
+			}
+			r.mu.Unlock()
 		}
 	}
+	ev := r.evidence()
+	ev.attachWire(filepath.Join(r.Dir, wireFile))
+	res.judge(r.Scenario, ev, Kernel)
 	res.Ladder, res.Retransmits = r.ladder()
-	exp := r.Scenario.Expect(r)
-	res.Expected = Expected{Errors: exp.Errors, Error: strings.Join(exp.Errors, " or "), Why: exp.Reason}
-	origin, what := r.origin()
-	checkDetect, checkPlus := detect, plus
-	if exp.Detect > 0 {
-		fromFault := origin.Sub(r.faultAt())
-		res.PredictedS = secs(fromFault + exp.Detect)
-		res.Expected.PredictedS, res.Expected.Tolerance = res.PredictedS, exp.Tol.String()
-		if what != "the fault" {
-			// The origin is measured, not issued: the fault call's
-			// duration does not enter the comparison.
-			res.Expected.TimedFrom, res.Expected.FromS = what, secs(fromFault)
-			checkDetect, checkPlus = ob.At.Sub(origin), ob.Uncert
-		}
-	}
-	if complete && (ob.Error != "" || slices.Contains(exp.Errors, model.NoError)) {
-		c := exp.Check(ob.Error, checkDetect, checkPlus)
-		res.Verdict, res.Why = c.Verdict, c.Why
-	} else {
-		res.Verdict = model.Unknown
-		res.Why = "the client reported no error within the bound"
-		if !complete {
-			res.Why = "the run did not complete: " + reason
-		}
+	if !complete {
+		res.Verdict, res.Why = model.Unknown, "the run did not complete: "+reason
 	}
 	res.Followup = r.followup
 	r.mu.Lock()
 	res.Notes = append([]string(nil), r.notes...)
 	r.mu.Unlock()
-	r.copyEvidence()
 	if err := r.writeTimeline(complete, reason); err != nil {
 		res.Notes = append(res.Notes, "timeline: "+err.Error())
 	}
 	return res
+}
+
+// judge fills the verdict and what it rests on from a decision of rules k.
+func (res *Result) judge(s Scenario, ev *Evidence, k Rules) {
+	d := Judge(s, ev, k)
+	ob := d.Observation
+	res.Rules = d.Rules
+	res.Verdict, res.Why, res.Checks = d.Verdict, d.Why, d.Judgement.Checks
+	res.Observed = Observed{Error: ob.Error, Event: ob.Event, ClientExit: ob.Exit}
+	if !ob.At.IsZero() {
+		res.Observed.DetectS, res.Observed.DetectPlusS = secs(d.Detect), d.DetectUncert.Seconds()
+		if !ev.ServerBack.IsZero() {
+			res.Observed.ServerBackS = secs(ev.ServerBack.Sub(ev.FaultStart))
+			res.Observed.DetectAfterBackS = secs(ob.At.Sub(ev.ServerBack))
+		}
+	}
+	exp := d.Judgement.Exp
+	res.Expected = Expected{Errors: exp.Errors, Error: strings.Join(exp.Errors, " or "), Why: exp.Reason, Missing: exp.Missing}
+	if w := exp.Window; w != nil {
+		res.Expected.Window = &WindowS{EarliestS: w.Earliest.Seconds(), LatestS: w.Latest.Seconds(), SlackS: w.Slack.Seconds(), Bound: w.Bound, Basis: w.Basis}
+		if w.Nominal != 0 {
+			res.PredictedS = secs(w.Nominal)
+			res.Expected.PredictedS = res.PredictedS
+		}
+	}
+	res.Lateness = lateness(d.Judgement.Late)
+	res.WireLadder = d.Judgement.Ladder
+}
+
+// readMarks places the server console's steps since the fault on the host
+// axis: the boot the fault hit through the run's clock fit, a boot after it
+// through the fit taken when the server came back.
+func (r *Run) readMarks() {
+	srv, err := r.cfg.Lab.State.Guest(lab.RoleServer)
+	if err != nil || r.faultStart.IsZero() {
+		return
+	}
+	tmp := filepath.Join(r.Dir, ".console-since-fault")
+	defer os.Remove(tmp)
+	if err := copyFrom(srv.Console, tmp, r.consoleAtFault); err != nil {
+		r.note("console marks: " + err.Error())
+		return
+	}
+	r.mu.Lock()
+	boot1 := r.rebootClock
+	r.mu.Unlock()
+	marks, err := consoleMarks(tmp, srv.LabIP(), func(boot int, mono int64) (time.Time, time.Duration, bool) {
+		switch {
+		case boot == 0:
+			clk, ok := r.clock[lab.RoleServer]
+			if !ok {
+				return time.Time{}, 0, false
+			}
+			at, unc := clk.HostTimeFromMono(mono)
+			return at, unc, true
+		case boot == 1 && boot1 != nil:
+			at, unc := boot1.HostTimeFromMono(mono)
+			return at, unc, true
+		}
+		return time.Time{}, 0, false
+	})
+	if err != nil {
+		r.note("console marks: " + err.Error())
+	}
+	r.mu.Lock()
+	r.marks = marks
+	r.mu.Unlock()
 }
 
 // write saves result.json in the run folder.
@@ -238,20 +308,28 @@ func copyFrom(src, dst string, off int64) error {
 func (res *Result) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", res.Scenario, strings.ToUpper(res.Verdict.String()))
-	fmt.Fprintf(&b, "  expected  %s — %s\n", orNone(res.Expected.Error), res.Expected.Why)
-	if res.Expected.PredictedS != nil {
-		fmt.Fprintf(&b, "            predicted detection %.2f s after the fault (tolerance %s)\n", *res.Expected.PredictedS, res.Expected.Tolerance)
+	if res.Expected.Missing != "" {
+		fmt.Fprintf(&b, "  expected  no prediction: %s\n", res.Expected.Missing)
+	} else {
+		fmt.Fprintf(&b, "  expected  %s — %s\n", orNone(res.Expected.Error), res.Expected.Why)
+	}
+	if w := res.Expected.Window; w != nil {
+		kind := "window"
+		if w.Bound {
+			kind = "bound "
+		}
+		line := fmt.Sprintf("%.3f..%.3f s after the fault", w.EarliestS, w.LatestS)
+		if res.Expected.PredictedS != nil {
+			line += fmt.Sprintf(", nominal %.3f s", *res.Expected.PredictedS)
+		}
+		if w.SlackS > 0 {
+			line += fmt.Sprintf(", ±%.3f s", w.SlackS)
+		}
+		fmt.Fprintf(&b, "  %s    %s\n            from %s\n", kind, line, w.Basis)
 	}
 	obs := orNone(res.Observed.Error)
 	if res.Observed.DetectS != nil {
 		obs += fmt.Sprintf(" %.3f s ± %.3f s after the fault", *res.Observed.DetectS, res.Observed.DetectPlusS)
-	}
-	if res.Expected.TimedFrom != "" {
-		rel := fmt.Sprintf("%.3f s after the fault", *res.Expected.FromS)
-		if *res.Expected.FromS < 0 {
-			rel = fmt.Sprintf("%.3f s before the fault", -*res.Expected.FromS)
-		}
-		fmt.Fprintf(&b, "            timed from %s, %s\n", res.Expected.TimedFrom, rel)
 	}
 	fmt.Fprintf(&b, "  observed  %s (%d retransmissions", obs, res.Retransmits)
 	if res.Observed.ClientExit != "" {
@@ -260,6 +338,9 @@ func (res *Result) Summary() string {
 	b.WriteString(")\n")
 	if res.Observed.DetectAfterBackS != nil {
 		fmt.Fprintf(&b, "            server back after %.2f s; client learnt %.2f s later\n", *res.Observed.ServerBackS, *res.Observed.DetectAfterBackS)
+	}
+	if l := res.Lateness; l != nil {
+		fmt.Fprintf(&b, "  timers    %d measured on the wire: late by %.3f s at most, %.3f s on average\n", l.Timers, l.MaxS, l.MeanS)
 	}
 	fmt.Fprintf(&b, "  why       %s\n", res.Why)
 	if res.Followup != "" {
@@ -317,6 +398,14 @@ func (r *Run) writeTimeline(complete bool, reason string) error {
 		}
 		streams = append(streams, evs)
 	}
+	var marks []timeline.Event
+	for _, m := range r.marks {
+		if e, err := timeline.NewEvent(timeline.SrcConsoleServer, m.Name, m.At, m); err == nil {
+			e.UncertNS = int64(m.Uncert)
+			marks = append(marks, e)
+		}
+	}
+	streams = append(streams, marks)
 	guest(timeline.SrcClient, lab.RoleClient, r.client)
 	guest(timeline.SrcServer, lab.RoleServer, r.server)
 	guest(timeline.SrcSockdiagClient, lab.RoleClient, r.sockstat[lab.RoleClient])

@@ -42,7 +42,9 @@ type Run struct {
 	samples map[string][]timeline.ClockSample
 
 	server, client *proc
-	sockstat       map[string]*proc
+	// capture is the client guest's own capture of its lab link.
+	capture  *proc
+	sockstat map[string]*proc
 
 	mu         sync.Mutex
 	host       []timeline.Event
@@ -50,7 +52,14 @@ type Run struct {
 	faultStart time.Time
 	faultEnd   time.Time
 	serverBack time.Time
+	stoppedAt  time.Time
 	consoleOff map[string]int64
+	// consoleAtFault is the size of the server's console at the fault:
+	// marks are read from there on.
+	consoleAtFault int64
+	// rebootClock is the server's clock fit after a reboot in the run.
+	rebootClock *timeline.Clock
+	marks       []Mark
 
 	// followup is evidence gathered after the observation (unreachable's
 	// second connect).
@@ -155,7 +164,7 @@ func (r *Run) execute(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("fault: %w", err)
 	}
 	r.observe(ctx)
-	r.client.stop()
+	r.stopClient()
 	if r.Scenario.Followup != nil {
 		r.followup = r.Scenario.Followup(ctx, r)
 		r.log.Info("followup", "result", r.followup)
@@ -184,7 +193,11 @@ func (r *Run) note(s string) {
 
 // hostEvent records an orchestrator event at the host's now.
 func (r *Run) hostEvent(ev string, data any) time.Time {
-	now := time.Now()
+	return r.hostEventAt(ev, time.Now(), data)
+}
+
+// hostEventAt records an orchestrator event at a given host time.
+func (r *Run) hostEventAt(ev string, now time.Time, data any) time.Time {
 	e, err := timeline.NewEvent(timeline.SrcHost, ev, now, data)
 	if err == nil {
 		r.mu.Lock()
@@ -197,6 +210,11 @@ func (r *Run) hostEvent(ev string, data any) time.Time {
 // markFault runs do between the fault_start and fault_end events; the fault
 // instant is taken as the start, the end bounds it.
 func (r *Run) markFault(name string, do func() error) error {
+	if srv, err := r.cfg.Lab.State.Guest(lab.RoleServer); err == nil {
+		if fi, err := os.Stat(srv.Console); err == nil {
+			r.consoleAtFault = fi.Size()
+		}
+	}
 	r.mu.Lock()
 	r.faultStart = time.Now()
 	r.host = append(r.host, timeline.FaultStart(name, r.faultStart))

@@ -39,7 +39,7 @@ func (r *Run) startServer(ctx context.Context) error {
 		}
 		r.sockstat[role] = p
 	}
-	return nil
+	return r.startCapture(ctx)
 }
 
 // serverChild is the pid of the server process serving the client.
@@ -56,6 +56,7 @@ func (r *Run) serverChild() (int, error) {
 func (r *Run) stopGuestProcs() {
 	r.client.stop()
 	r.server.stop()
+	r.capture.stop()
 	for _, p := range r.sockstat {
 		p.stop()
 	}

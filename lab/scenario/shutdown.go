@@ -10,6 +10,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hostlab/hostlab/lab"
@@ -42,22 +43,42 @@ var shutdown = Scenario{
 		defer cancel()
 		return r.cfg.Lab.Hypervisor().WaitState(wctx, srv.Domain, vms.StateShutoff)
 	},
-	Expect: func(r *Run) model.Expectation {
-		grace := r.cfg.Lab.State.Grace
-		e := model.Expectation{
-			Errors: []string{model.EOF, model.ECONNRESET},
-			Reason: "the server exits at SIGTERM and its FIN reaches the client at its next read",
-			Detect: r.Opt.Interval / 2, Tol: model.Tolerance{Abs: r.Opt.Interval/2 + time.Second},
+	Expect: shutdownExpect,
+	Bound:  func(ev *Evidence) time.Duration { return ev.Grace + time.Minute },
+	Heal:   func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
+}
+
+// shutdownExpect: the init's SIGTERM (the server closes or dies at once) or,
+// when the server ignores it, the SIGKILL after the grace period closes the
+// server's socket with FIN; the client learns of the FIN as in kill-server.
+// The FIN's instant is checked against the init's own steps on the
+// server's console.
+func shutdownExpect(ev *Evidence, k Rules) Judgement {
+	term, ok := ev.mark(markSigterm, 0)
+	if !ok {
+		return missing("the server's console shows no SIGTERM step on the host axis")
+	}
+	rtt := echoRTT(ev)
+	var span Span
+	if ev.Opt.ServerSigterm == "ignore" {
+		kill, ok := ev.mark(markSigkill, 0)
+		if !ok {
+			return missing("the server ignores SIGTERM and its console shows no SIGKILL step")
 		}
-		if r.Opt.ServerSigterm == "ignore" {
-			e.Reason = "the server ignores SIGTERM, so only init's SIGKILL after the grace period closes its socket"
-			e.Detect += grace
+		span = Span{Lo: kill.At, Hi: kill.At.Add(rtt), Slack: kill.Uncert,
+			Basis: fmt.Sprintf("the init's SIGKILL %.3f s after its SIGTERM (grace %s), plus the turnaround", kill.At.Sub(term.At).Seconds(), fmtSecs(ev.Grace))}
+		j := finJudgement(ev, span)
+		if g := kill.At.Sub(term.At); g < ev.Grace-kill.Uncert-term.Uncert {
+			j.Checks = append(j.Checks, model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the init sent SIGKILL %s after SIGTERM, before its %s grace", fmtSecs(g), fmtSecs(ev.Grace))})
 		}
-		if r.Opt.Read == "event" {
-			e.Errors = []string{model.EOF}
-		}
-		return e
-	},
-	Bound: func(r *Run) time.Duration { return r.cfg.Lab.State.Grace + time.Minute },
-	Heal:  func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
+		j.Exp.Reason = "the server ignores SIGTERM, so only init's SIGKILL after the grace period closes its socket; " + j.Exp.Reason
+		return j
+	}
+	// The server closes (or dies) at SIGTERM: its FIN leaves before the
+	// grace ends; how soon depends on the program, so this is a bound.
+	span = Span{Lo: term.At, Hi: term.At.Add(ev.Grace + rtt), Slack: term.Uncert, Bound: true,
+		Basis: fmt.Sprintf("from the init's SIGTERM to the end of its %s grace: the server exits or closes on SIGTERM", fmtSecs(ev.Grace))}
+	j := finJudgement(ev, span)
+	j.Exp.Reason = "the server exits or closes at SIGTERM; " + j.Exp.Reason
+	return j
 }

@@ -32,18 +32,22 @@ var sigpipe = Scenario{
 		return []string{"--twice", "--gap", "200ms"}
 	},
 	Fault: killChild("sigpipe"),
-	Expect: func(r *Run) model.Expectation {
-		if r.Opt.Client == ClientClassic && !r.Opt.SigpipeIgnore {
-			return model.Expectation{
-				Errors: []string{model.SIGPIPE},
-				Reason: "the second write to a reset socket raises SIGPIPE; its default action kills the C client",
-			}
-		}
+	Expect: func(ev *Evidence, k Rules) Judgement {
 		why := "the classic client ignores SIGPIPE, so the second write fails with EPIPE"
-		if r.Opt.Client != ClientClassic {
+		errs := []string{model.EPIPE}
+		switch {
+		case ev.Opt.Client == ClientClassic && !ev.Opt.SigpipeIgnore:
+			errs, why = []string{model.SIGPIPE}, "the second write to a reset socket raises SIGPIPE; its default action kills the C client"
+		case ev.Opt.Client != ClientClassic:
 			why = "Go ignores SIGPIPE on sockets, so the second write fails with EPIPE"
 		}
-		return model.Expectation{Errors: []string{model.EPIPE}, Reason: why}
+		j := Judgement{Exp: model.Expectation{Errors: errs, Reason: why}}
+		if ev.Wire == nil || ev.Wire.FIN.IsZero() {
+			j.Checks = []model.Result{{Verdict: model.Unknown, Why: "no FIN from the server on the client's wire"}}
+		} else {
+			j.Checks = []model.Result{finCheck(ev.Wire.FIN, killFINSpan(ev), ev.FaultStart)}
+		}
+		return j
 	},
-	Bound: func(r *Run) time.Duration { return 30*time.Second + 2*r.Opt.Interval },
+	Bound: func(ev *Evidence) time.Duration { return 30*time.Second + 2*ev.Opt.Interval },
 }

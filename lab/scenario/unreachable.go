@@ -26,18 +26,28 @@ var unreachable = Scenario{
 	Property: "the router's ICMP host unreachable is a soft error reported at the tcp_retries2 abort: EHOSTUNREACH; a new connect fails fast",
 	Routed:   true,
 	Fault:    powerOff.Fault,
-	Expect: func(r *Run) model.Expectation {
-		errs, why := r.unreachableErrors()
-		p, _, err := r.deadPeer()
-		if err != nil || r.Opt.Idle {
-			return model.Expectation{Errors: errs, Reason: why}
+	Expect: func(ev *Evidence, k Rules) Judgement {
+		c, err := deadPeerConfig(ev)
+		if err != nil {
+			return missing(err.Error())
 		}
-		if len(errs) == 1 {
-			p.Conn.SoftError = errs[0]
+		errs, why := unreachableErrors(ev)
+		if !c.unacked {
+			j := keepaliveExpect(ev, k, c)
+			if j.Exp.Missing == "" && len(j.Exp.Errors) > 0 && j.Exp.Errors[0] != model.NoError {
+				j.Exp.Errors, j.Exp.Reason = errs, j.Exp.Reason+"; "+why
+			}
+			return j
 		}
-		return abortWithReverts(p.Conn, errs, why)
+		l, err := measureLadder(ev, c.ut, c.thin)
+		if err != nil {
+			return missing("retransmission ladder: " + err.Error())
+		}
+		// Each ICMP host unreachable the client's kernel processed reverts a
+		// backoff step as its own neighbour failures do.
+		l.Reverts = max(l.Reverts, icmpBefore(ev))
+		return abortJudgement(ev, k, c, l, errs, why)
 	},
-	Origin:   lastReceived,
 	Bound:    deadPeerBound,
 	Followup: connectAgain,
 	Heal:     func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
@@ -62,27 +72,31 @@ func connectAgain(ctx context.Context, r *Run) string {
 	return fmt.Sprintf("a new connect ended after %.2f s: %s", took.Seconds(), strings.TrimSpace(out))
 }
 
+// icmpBefore counts the ICMP host unreachables the client received after
+// the fault and before it learnt.
+func icmpBefore(ev *Evidence) int {
+	until := ev.observation().At
+	n := 0
+	for _, ic := range ev.ICMP {
+		if ic.Code == icmpHostUnreach && ic.At.After(ev.FaultStart) && (until.IsZero() || ic.At.Before(until)) {
+			n++
+		}
+	}
+	return n
+}
+
 // unreachableErrors reads the client's capture of the lab link: an ICMP host
 // unreachable from the router before the abort makes EHOSTUNREACH the
 // expected error; none means the router had not given up on the server's
 // address yet, and the abort reports ETIMEDOUT.
-func (r *Run) unreachableErrors() ([]string, string) {
-	cl, err := r.cfg.Lab.State.Guest(lab.RoleClient)
-	if err != nil || len(cl.Links) == 0 || r.faultStart.IsZero() {
-		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no capture to read"
+func unreachableErrors(ev *Evidence) ([]string, string) {
+	if ev.Wire == nil {
+		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no capture to read (" + ev.WireErr + ")"
 	}
-	icmps, err := readICMPUnreachable(cl.Links[0].Pcap)
-	if err != nil {
-		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "the client's capture is unreadable: " + err.Error()
-	}
-	ob := r.observation()
-	until := ob.At
-	if until.IsZero() {
-		until = time.Now()
-	}
+	ob := ev.observation()
 	n, first := 0, time.Time{}
-	for _, ic := range icmps {
-		if ic.Code == icmpHostUnreach && ic.At.After(r.faultStart) && ic.At.Before(until) {
+	for _, ic := range ev.ICMP {
+		if ic.Code == icmpHostUnreach && ic.At.After(ev.FaultStart) && (ob.At.IsZero() || ic.At.Before(ob.At)) {
 			if n == 0 {
 				first = ic.At
 			}
@@ -92,36 +106,10 @@ func (r *Run) unreachableErrors() ([]string, string) {
 	if n > 0 {
 		return []string{model.EHOSTUNREACH}, fmt.Sprintf(
 			"the router sent %d ICMP host unreachable (the first %.3f s after the fault, seen in the client's capture): a soft error, reported at the abort instead of ETIMEDOUT",
-			n, first.Sub(r.faultAt()).Seconds())
+			n, first.Sub(ev.FaultStart).Seconds())
 	}
 	if ob.Error == "" {
 		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no ICMP host unreachable has reached the client yet (the router still holds a neighbour entry for the server)"
 	}
 	return []string{model.ETIMEDOUT}, "no ICMP host unreachable reached the client before the abort: the router's neighbour entry for the server had not failed yet (it stays valid for base_reachable_time, then delay_first_probe_time and the probes), so nothing stored a soft error"
-}
-
-// abortWithReverts expects the abort at the bound when ICMP unreachables
-// revert backoff steps (RFC 6069): the abort is still the first timer expiry
-// at or past the bound, but each ICMP re-arms the timer, so it can come up to
-// the largest in-force RTO of the plain ladder after the bound, plus the
-// timers' slack.
-func abortWithReverts(in model.AbortInput, errs []string, why string) model.Expectation {
-	p, err := model.PredictAbort(in)
-	if err != nil {
-		return model.Expectation{Errors: errs, Reason: why + "; no timing prediction: " + err.Error()}
-	}
-	early := p.RetransStamp + p.Bound
-	var maxRTO time.Duration
-	for _, tx := range p.Schedule {
-		if tx.Kind == "retransmit" && tx.RTO > maxRTO {
-			maxRTO = tx.RTO
-		}
-	}
-	late := early + maxRTO + (p.Latest - p.Abort)
-	return model.Expectation{
-		Errors: errs,
-		Reason: fmt.Sprintf("%s; the abort is the first expiry past the bound (%.3f s), at most one in-force RTO (<= %.3f s) later since ICMP reverts move the expiries",
-			why, early.Seconds(), maxRTO.Seconds()),
-		Detect: (early + late) / 2, Tol: model.Tolerance{Abs: (late-early)/2 + in.ClockUncertainty},
-	}
 }

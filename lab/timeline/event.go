@@ -25,6 +25,10 @@ const (
 	SrcSockdiagClient = "sockdiag-client"
 	// SrcSockdiagServer is a sock_diag (TCP_INFO) sample of the server socket.
 	SrcSockdiagServer = "sockdiag-server"
+	// SrcConsoleServer is a line of the server's serial console that marks a
+	// step the verdicts use (SIGTERM, SIGKILL, link up), placed on the host
+	// axis through the server's clock fit.
+	SrcConsoleServer = "console-server"
 )
 
 // Reserved event names.
@@ -40,7 +44,7 @@ const (
 )
 
 // sources lists the valid values of Event.Src.
-var sources = []string{SrcClient, SrcServer, SrcHost, SrcLibvirt, SrcSockdiagClient, SrcSockdiagServer}
+var sources = []string{SrcClient, SrcServer, SrcHost, SrcLibvirt, SrcSockdiagClient, SrcSockdiagServer, SrcConsoleServer}
 
 // ErrInvalidEvent marks an event that does not fit the schema.
 var ErrInvalidEvent = errors.New("invalid timeline event")

@@ -1,0 +1,146 @@
+package scenario
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hostlab/hostlab/lab/model"
+)
+
+// echoRTT is the longest a line took before the fault from the client's
+// write to its read of the echo (both on the client's clock): how long this
+// run's client, link and server took to turn a segment around. Windows that
+// wait on a write's answer widen by it.
+func echoRTT(ev *Evidence) time.Duration {
+	var rtt time.Duration
+	var wrote time.Time
+	for _, e := range ev.Client {
+		if !ev.FaultStart.IsZero() && !e.At.Before(ev.FaultStart) {
+			break
+		}
+		switch e.Ev {
+		case "write":
+			wrote = e.At
+		case "read":
+			if !wrote.IsZero() {
+				rtt = max(rtt, e.At.Sub(wrote))
+				wrote = time.Time{}
+			}
+		}
+	}
+	return rtt
+}
+
+// reaction is the longest the client program took before the fault to
+// report a segment its kernel had received: each segment from the server
+// on the client's wire (the kernel's stamp) against the client's next
+// connect or read event. A client learns of an abort, a RST or a FIN the
+// same way, so windows whose end is the client's report widen by it.
+func reaction(ev *Evidence) (time.Duration, bool) {
+	if ev.Wire == nil {
+		return 0, false
+	}
+	var worst time.Duration
+	found := false
+	i := 0
+	for _, s := range ev.Wire.Segments {
+		if s.Out || !s.At.Before(ev.FaultStart) || (s.Len == 0 && !s.Has(tcpSYN)) {
+			continue
+		}
+		for i < len(ev.Client) && ev.Client[i].At.Before(s.At) {
+			i++
+		}
+		for j := i; j < len(ev.Client); j++ {
+			e := ev.Client[j]
+			if !e.At.Before(ev.FaultStart) {
+				break
+			}
+			if e.Ev == "read" || e.Ev == "connect" {
+				worst, found = max(worst, e.At.Sub(s.At)), true
+				break
+			}
+		}
+	}
+	return worst, found
+}
+
+// withReaction widens a window's end by the client's measured reaction.
+func withReaction(ev *Evidence, s Span) Span {
+	if r, ok := reaction(ev); ok {
+		s.Hi = s.Hi.Add(r)
+		s.Basis += fmt.Sprintf("; the client reports within %s of its kernel (measured before the fault)", fmtSecs(r))
+	} else {
+		s.Basis += "; the client's own reaction was not measured"
+	}
+	return s
+}
+
+// finDetect is when a client learns of the server's FIN: an event-driven
+// client is always in poll, so as the FIN arrives; a blocking str_cli only
+// at its next read, which follows its next write (the RST that write draws
+// may be processed first: ECONNRESET). fin is the FIN's arrival on the
+// client's wire (host clock).
+func finDetect(ev *Evidence, fin time.Time) (Span, []string, string, error) {
+	rtt := echoRTT(ev)
+	if rtt <= 0 {
+		return Span{}, nil, "", fmt.Errorf("no echoed line before the fault to measure the turnaround")
+	}
+	if ev.Opt.Read == "event" {
+		return withReaction(ev, Span{Lo: fin, Hi: fin, Nominal: fin, Basis: "the FIN's arrival on the client's wire"}),
+			[]string{model.EOF}, "an event-driven client is always in poll, so the FIN ends it as it arrives", nil
+	}
+	for _, e := range ev.Client {
+		if e.Ev == "write" && !e.At.Before(fin.Add(-e.Uncert)) {
+			return Span{Lo: e.At, Hi: e.At.Add(rtt), Nominal: e.At, Slack: e.Uncert,
+					Basis: fmt.Sprintf("the client's first write after the FIN (%.3f s after the fault), plus up to the %s turnaround measured before the fault",
+						e.At.Sub(ev.FaultStart).Seconds(), fmtSecs(rtt))},
+				[]string{model.EOF, model.ECONNRESET},
+				"str_cli, asleep before its next line, notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first", nil
+		}
+	}
+	return Span{}, nil, "", fmt.Errorf("the client wrote nothing after the server's FIN")
+}
+
+// finCheck checks the server's FIN arrived within span (the mechanism's
+// account of when the server's socket closes).
+func finCheck(fin time.Time, s Span, fault time.Time) model.Result {
+	at := fin.Sub(fault).Seconds()
+	kind := "window"
+	if s.Bound {
+		kind = "bound"
+	}
+	switch {
+	case fin.Before(s.Lo.Add(-s.Slack)):
+		return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the server's FIN at %.3f s came before %s %s (%s)", at, kind, s.window(fault), s.Basis)}
+	case fin.After(s.Hi.Add(s.Slack)):
+		return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the server's FIN at %.3f s came after %s %s (%s)", at, kind, s.window(fault), s.Basis)}
+	}
+	return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("the server's FIN at %.3f s, within %s %s (%s)", at, kind, s.window(fault), s.Basis)}
+}
+
+// finJudgement expects the client to learn of the server's FIN, which the
+// mechanism puts within finSpan.
+func finJudgement(ev *Evidence, finSpan Span) Judgement {
+	if ev.Wire == nil {
+		return missing("no capture of the lab link (" + ev.WireErr + ")")
+	}
+	if ev.Wire.FIN.IsZero() {
+		return missing("no FIN from the server on the client's wire")
+	}
+	span, errs, why, err := finDetect(ev, ev.Wire.FIN)
+	if err != nil {
+		return missing(err.Error())
+	}
+	return Judgement{
+		Exp:    model.Expectation{Errors: errs, Reason: why, Window: span.window(ev.FaultStart)},
+		Checks: []model.Result{finCheck(ev.Wire.FIN, finSpan, ev.FaultStart)},
+	}
+}
+
+// killFINSpan is when a SIGKILLed server's FIN leaves: the kernel closes the
+// socket as the process dies, within the kill command's call, and the FIN
+// crosses the link within a turnaround.
+func killFINSpan(ev *Evidence) Span {
+	return Span{Lo: ev.FaultStart, Hi: ev.FaultEnd.Add(echoRTT(ev)),
+		Basis: "the kill command's call, plus the turnaround measured before the fault"}
+}
