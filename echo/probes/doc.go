@@ -55,7 +55,8 @@
 //	             owner; 0 for TIME_WAIT and SYN_RECV entries
 //	tcp_info     sock_diag only, not for TIME_WAIT and SYN_RECV entries: the
 //	             kernel's struct tcp_info, every field the running kernel has
-//	             (Debian's 6.1 ends with snd_wnd, 6.12 with total_rto_time_ms),
+//	             (Debian 12's 6.1 ends with snd_wnd; later kernels add rcv_wnd,
+//	             rehash, total_rto, … and 6.18 ends with received_ce_bytes),
 //	             named as in include/uapi/linux/tcp.h without "tcpi_", with
 //	             _us or _ms on times; state is a name, as above
 //	skmem        sock_diag only, as tcp_info: rmem_alloc, rcvbuf, wmem_alloc,

@@ -10,8 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lengths of struct tcp_info on the guests' kernels: Debian's 6.1 ends
-// with tcpi_snd_wnd, 6.12 with tcpi_total_rto_time.
+// Lengths of struct tcp_info: Debian 12's 6.1 ends with tcpi_snd_wnd (seen
+// in a guest); from 6.7 (Debian 13's 6.12) it ends with tcpi_total_rto_time,
+// per the uapi header's history.
 const (
 	tcpInfoLen61  = 232
 	tcpInfoLen612 = 248
