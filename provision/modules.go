@@ -22,8 +22,9 @@ import (
 var DefaultModules = []string{"virtio_pci", "virtio_net", "evdev", "button"}
 
 // DefaultOptionalModules lists modules loaded when the kernel has them
-// (af_packet for tcpdump); a missing one is skipped, not an error.
-var DefaultOptionalModules = []string{"af_packet"}
+// (af_packet for tcpdump, tcp_diag for hostlab-sockstat's sock_diag dumps);
+// a missing one (or one built in) is skipped, not an error.
+var DefaultOptionalModules = []string{"af_packet", "tcp_diag"}
 
 // moduleSuffixes are the file name endings of module files, most common first.
 var moduleSuffixes = []string{".ko", ".ko.xz", ".ko.gz", ".ko.zst"}

@@ -92,6 +92,10 @@ func TestClockMainProcess(t *testing.T) {
 }
 
 func TestSockstatMainSignal(t *testing.T) {
+	want := SourceSockDiag
+	if _, err := dumpSockDiag(9); err != nil {
+		want = SourceProcNet
+	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		cmd := tool(t, SockstatName, "--port", "9", "--interval", "10ms")
 		stdout, _ := cmd.StdoutPipe()
@@ -100,6 +104,10 @@ func TestSockstatMainSignal(t *testing.T) {
 		var first, last SockRecord
 		if !sc.Scan() || json.Unmarshal(sc.Bytes(), &first) != nil || first.Ev != "start" {
 			t.Fatalf("first line %q, want a start event", sc.Text())
+		}
+		var src struct{ Ev, Source string }
+		if !sc.Scan() || json.Unmarshal(sc.Bytes(), &src) != nil || src.Ev != "source" || src.Source != want {
+			t.Fatalf("second line %q, want a source event naming %s", sc.Text(), want)
 		}
 		cmd.Process.Signal(sig)
 		for sc.Scan() {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fixtures are /proc/net/tcp and /proc/net/tcp6 captured on Linux 6.18
@@ -14,29 +15,30 @@ import (
 // tcp6 are captured lines edited to carry lab addresses, queues and timers.
 func TestParseProcNetTCP(t *testing.T) {
 	ap := netip.MustParseAddrPort
+	const tick = 10 * time.Millisecond // USER_HZ 100
 	tests := []struct {
 		file string
 		want []Socket
 	}{
 		{"testdata/tcp", []Socket{
 			{Local: ap("127.0.0.1:9997"), Peer: ap("0.0.0.0:0"), State: StateListen, Inode: 90740},
-			{Local: ap("127.0.0.1:46148"), Peer: ap("127.0.0.1:9997"), State: StateTimeWait, Timer: TimerTimeWait, TimerTicks: 0x16CE},
+			{Local: ap("127.0.0.1:46148"), Peer: ap("127.0.0.1:9997"), State: StateTimeWait, Timer: TimerTimeWait, TimerLeft: 0x16CE * tick},
 			{Local: ap("127.0.0.1:57642"), Peer: ap("127.0.0.1:9998"), State: StateEstablished, Inode: 90736},
 			{Local: ap("192.168.77.1:40000"), Peer: ap("192.168.77.2:9998"), State: StateEstablished, TxQueue: 5,
-				Timer: TimerOn, TimerTicks: 0x32, Retransmits: 3, UID: 1000, Inode: 91001},
+				Timer: TimerOn, TimerLeft: 0x32 * tick, Retransmits: 3, UID: 1000, Inode: 91001},
 			{Local: ap("192.168.77.1:40002"), Peer: ap("192.168.77.2:9998"), State: StateSynSent, TxQueue: 1,
-				Timer: TimerOn, TimerTicks: 0x12C, Retransmits: 2, Inode: 91002},
+				Timer: TimerOn, TimerLeft: 0x12C * tick, Retransmits: 2, Inode: 91002},
 			{Local: ap("192.168.77.1:40004"), Peer: ap("192.168.77.2:9998"), State: StateEstablished,
-				Timer: TimerKeepalive, TimerTicks: 0x1B58, Probes: 2, Inode: 91003},
+				Timer: TimerKeepalive, TimerLeft: 0x1B58 * tick, Probes: 2, Inode: 91003},
 		}},
 		{"testdata/tcp6", []Socket{
 			{Local: ap("[::]:9998"), Peer: ap("[::]:0"), State: StateListen, Inode: 90735},
 			{Local: ap("[::ffff:127.0.0.1]:9998"), Peer: ap("[::ffff:127.0.0.1]:57642"), State: StateEstablished, RxQueue: 5, Inode: 90737},
-			{Local: ap("[::1]:43354"), Peer: ap("[::1]:9998"), State: StateTimeWait, Timer: TimerTimeWait, TimerTicks: 0x16D9},
-			{Local: ap("[::1]:43360"), Peer: ap("[::1]:9998"), State: StateFinWait2, Timer: TimerTimeWait, TimerTicks: 0x1765},
+			{Local: ap("[::1]:43354"), Peer: ap("[::1]:9998"), State: StateTimeWait, Timer: TimerTimeWait, TimerLeft: 0x16D9 * tick},
+			{Local: ap("[::1]:43360"), Peer: ap("[::1]:9998"), State: StateFinWait2, Timer: TimerTimeWait, TimerLeft: 0x1765 * tick},
 			{Local: ap("[::1]:9998"), Peer: ap("[::1]:43360"), State: StateCloseWait, RxQueue: 1, Inode: 90739},
 			{Local: ap("[2001:db8::77:2]:9998"), Peer: ap("[fe80::1]:54321"), State: StateFinWait1,
-				Timer: TimerProbe, TimerTicks: 0xC8, Probes: 1, Inode: 91004},
+				Timer: TimerProbe, TimerLeft: 0xC8 * tick, Probes: 1, Inode: 91004},
 		}},
 	}
 	for _, tt := range tests {

@@ -35,7 +35,7 @@ func TestSamplerUpdate(t *testing.T) {
 			"sock [::]:9998>[::]:0 LISTEN off 0 tx128 rx0\n" +
 				"sock 192.168.77.2:9998>192.168.77.1:40000 ESTABLISHED off 0 tx0 rx0\n"},
 		{"unchanged", []Socket{listen, conn, other}, ""},
-		{"timer ticks and inode alone are no change", []Socket{listen, with(func(c *Socket) { c.TimerTicks, c.Inode = 5, 9 })}, ""},
+		{"timer ticks and inode alone are no change", []Socket{listen, with(func(c *Socket) { c.TimerLeft, c.Inode = 5*time.Millisecond, 9 })}, ""},
 		{"queue", []Socket{listen, with(func(c *Socket) { c.TxQueue = 5 })},
 			"sock 192.168.77.2:9998>192.168.77.1:40000 ESTABLISHED off 0 tx5 rx0\n"},
 		{"retransmit", []Socket{listen, with(func(c *Socket) { c.TxQueue, c.Timer, c.Retransmits = 5, TimerOn, 1 })},
@@ -60,14 +60,93 @@ func TestSamplerUpdate(t *testing.T) {
 	}
 }
 
-// TestSamplerLive watches a loopback connection in the host's own tables:
-// found ESTABLISHED on both ends, then FIN_WAIT2 (or TIME_WAIT) and
-// CLOSE_WAIT after the client closes, then TIME_WAIT (or gone) and gone after
-// the server closes.
-func TestSamplerLive(t *testing.T) {
-	if _, err := os.Stat("/proc/net/tcp"); err != nil {
-		t.Skipf("no socket table: %v", err)
+// TestSamplerTCPInfo checks which tcp_info movements make a line: RTT
+// wiggles and small RTO moves do not, an RTO timeout (backoff, doubled RTO,
+// total_retrans) does, and so does a small RTO drift once it adds up to
+// rtoStep from the value last written. A vanished socket is reported as
+// last seen.
+func TestSamplerTCPInfo(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	base := func(f func(*TCPInfo)) Socket {
+		ti := &TCPInfo{Len: tcpInfoLen61}
+		ti.State, ti.Rto, ti.Rtt, ti.Snd_wnd = uint8(StateEstablished), 204_000, 1_000, 65_535
+		f(ti)
+		return Socket{Local: ap("192.168.77.1:40000"), Peer: ap("192.168.77.2:9998"), State: StateEstablished,
+			Inode: 5, Info: ti, Mem: &MemInfo{Sndbuf: 87040}}
 	}
+	s := newSampler(9998)
+	steps := []struct {
+		name string
+		sock Socket
+		want string // rto_us of the line written, "" for none
+	}{
+		{"first", base(func(*TCPInfo) {}), "204000"},
+		{"rtt wiggle", base(func(ti *TCPInfo) { ti.Rtt, ti.Rttvar, ti.Last_data_recv = 3_000, 700, 40 }), ""},
+		{"rto drift", base(func(ti *TCPInfo) { ti.Rto = 216_000 }), ""},
+		{"more drift", base(func(ti *TCPInfo) { ti.Rto = 280_000 }), ""},
+		{"drift adds up to rtoStep", base(func(ti *TCPInfo) { ti.Rto = 308_000 }), "308000"},
+		{"cwnd and byte counters", base(func(ti *TCPInfo) { ti.Rto, ti.Snd_cwnd, ti.Bytes_acked = 308_000, 10, 99 }), ""},
+		{"timeout", base(func(ti *TCPInfo) {
+			ti.Rto, ti.Backoff, ti.Retransmits, ti.Total_retrans, ti.Ca_state = 616_000, 1, 1, 1, 4
+		}), "616000"},
+		{"total_rto alone", base(func(ti *TCPInfo) {
+			ti.Rto, ti.Backoff, ti.Retransmits, ti.Total_retrans, ti.Ca_state, ti.Total_rto = 616_000, 1, 1, 1, 4, 1
+		}), "616000"},
+		{"zero window", base(func(ti *TCPInfo) {
+			ti.Rto, ti.Backoff, ti.Retransmits, ti.Total_retrans, ti.Ca_state, ti.Total_rto, ti.Snd_wnd = 616_000, 1, 1, 1, 4, 1, 0
+		}), "616000"},
+		{"last seen", base(func(ti *TCPInfo) {
+			ti.Rto, ti.Backoff, ti.Retransmits, ti.Total_retrans, ti.Ca_state, ti.Total_rto, ti.Snd_wnd, ti.Rtt = 616_000, 1, 1, 1, 4, 1, 0, 7
+		}), ""},
+	}
+	for _, st := range steps {
+		recs := s.update([]Socket{st.sock})
+		got := ""
+		if len(recs) > 0 {
+			got = fmt.Sprint(recs[0].Info.Rto)
+		}
+		if len(recs) > 1 || got != st.want {
+			t.Errorf("%s: %d lines, rto %q; want rto %q", st.name, len(recs), got, st.want)
+		}
+	}
+	gone := s.update(nil)
+	if len(gone) != 1 || gone[0].Ev != "sock_gone" || gone[0].Info.Rtt != 7 {
+		t.Errorf("gone: %+v, want one sock_gone as last seen (rtt 7)", gone)
+	}
+	for _, tt := range []struct {
+		name string
+		a, b Socket
+	}{
+		{"tcp_info appears", Socket{}, base(func(*TCPInfo) {})},
+		{"socket drops", base(func(*TCPInfo) {}), func() Socket { s := base(func(*TCPInfo) {}); s.Mem = &MemInfo{Drops: 1}; return s }()},
+		{"lost", base(func(*TCPInfo) {}), base(func(ti *TCPInfo) { ti.Lost = 1 })},
+		{"retrans", base(func(*TCPInfo) {}), base(func(ti *TCPInfo) { ti.Retrans = 1 })},
+		{"probes", base(func(*TCPInfo) {}), func() Socket { s := base(func(*TCPInfo) {}); s.Probes = 1; return s }()},
+	} {
+		if !changed(tt.a, tt.b) || !changed(tt.b, tt.a) {
+			t.Errorf("%s: not a change", tt.name)
+		}
+	}
+}
+
+// TestSamplerLive watches a loopback connection through both sources, the
+// host's own sock_diag and /proc/net/tcp: found ESTABLISHED on both ends,
+// then FIN_WAIT2 (or TIME_WAIT) and CLOSE_WAIT after the client closes, then
+// TIME_WAIT (or gone) and gone after the server closes.
+func TestSamplerLive(t *testing.T) {
+	t.Run(SourceSockDiag, func(t *testing.T) {
+		requireSockDiag(t)
+		testSamplerLive(t, dumpSockDiag)
+	})
+	t.Run(SourceProcNet, func(t *testing.T) {
+		if _, err := os.Stat("/proc/net/tcp"); err != nil {
+			t.Skipf("no socket table: %v", err)
+		}
+		testSamplerLive(t, func(uint16) ([]Socket, error) { return readProcNetTCP() })
+	})
+}
+
+func testSamplerLive(t *testing.T, read func(port uint16) ([]Socket, error)) {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +168,7 @@ func TestSamplerLive(t *testing.T) {
 	state := map[string]string{} // "local>peer" -> last state, "" when gone
 	sample := func() {
 		t.Helper()
-		socks, err := readProcNetTCP()
+		socks, err := read(port)
 		if err != nil {
 			t.Fatal(err)
 		}

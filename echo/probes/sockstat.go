@@ -17,30 +17,40 @@ import (
 // SockstatName is the argv[0] basename under which the multi-call binary runs SockstatMain.
 const SockstatName = "hostlab-sockstat"
 
-// procNetTCPFiles are the socket tables hostlab-sockstat reads; a missing one
-// (no IPv6) is skipped.
+// procNetTCPFiles are the socket tables hostlab-sockstat reads when
+// sock_diag is unavailable; a missing one (no IPv6) is skipped.
 var procNetTCPFiles = []string{"/proc/net/tcp", "/proc/net/tcp6"}
 
+// Sources of hostlab-sockstat's samples, named in its "source" line.
+const (
+	SourceSockDiag = "sock_diag" // a NETLINK_SOCK_DIAG (inet_diag) dump with tcp_info
+	SourceProcNet  = "procnet"   // /proc/net/tcp and /proc/net/tcp6
+)
+
 // SockRecord is one "sock" or "sock_gone" line of hostlab-sockstat; other
-// events ("start", "error", "exit") decode into it with only V, Ev and the
-// stamps set.
+// events ("start", "source", "error", "exit") decode into it with only V,
+// Ev and the stamps set.
 type SockRecord struct {
-	V        int    `json:"v"`        // schema version, 1
-	Ev       string `json:"ev"`       // "sock" or "sock_gone"
-	MonoNS   int64  `json:"mono_ns"`  // CLOCK_MONOTONIC after the sample
-	RealNS   int64  `json:"real_ns"`  // CLOCK_REALTIME after the sample
-	Local    string `json:"local"`    // local address:port
-	Peer     string `json:"peer"`     // remote address:port
-	State    string `json:"state"`    // TCP state name
-	TxQueue  uint32 `json:"tx_queue"` // unacknowledged bytes (LISTEN: backlog limit)
-	RxQueue  uint32 `json:"rx_queue"` // unread bytes (LISTEN: accept queue)
-	Timer    string `json:"timer"`    // on, keepalive, timewait, probe or off
-	Retrnsmt uint32 `json:"retrnsmt"` // icsk_retransmits
-	Inode    uint64 `json:"inode"`    // socket inode, 0 for TIME_WAIT
-	UID      uint32 `json:"uid"`      // owner
+	V        int      `json:"v"`                  // schema version, 1
+	Ev       string   `json:"ev"`                 // "sock" or "sock_gone"
+	MonoNS   int64    `json:"mono_ns"`            // CLOCK_MONOTONIC after the sample
+	RealNS   int64    `json:"real_ns"`            // CLOCK_REALTIME after the sample
+	Local    string   `json:"local"`              // local address:port
+	Peer     string   `json:"peer"`               // remote address:port
+	State    string   `json:"state"`              // TCP state name
+	TxQueue  uint32   `json:"tx_queue"`           // unacknowledged bytes (LISTEN: backlog limit)
+	RxQueue  uint32   `json:"rx_queue"`           // unread bytes (LISTEN: accept queue)
+	Timer    string   `json:"timer"`              // on, keepalive, timewait, probe or off
+	TimerMS  int64    `json:"timer_ms"`           // time until the timer fires
+	Retrnsmt uint32   `json:"retrnsmt"`           // icsk_retransmits
+	Probes   uint32   `json:"probes"`             // icsk_probes_out
+	Inode    uint64   `json:"inode"`              // socket inode, 0 for TIME_WAIT
+	UID      uint32   `json:"uid"`                // owner
+	Info     *TCPInfo `json:"tcp_info,omitempty"` // sock_diag: the socket's tcp_info
+	Mem      *MemInfo `json:"skmem,omitempty"`    // sock_diag: memory accounting
 }
 
-// statusRecord is a start, error or exit line.
+// statusRecord is a start, source, error or exit line.
 type statusRecord struct {
 	V      int      `json:"v"`
 	Ev     string   `json:"ev"`
@@ -48,6 +58,7 @@ type statusRecord struct {
 	RealNS int64    `json:"real_ns"`
 	PID    int      `json:"pid,omitempty"`
 	Args   []string `json:"args,omitempty"`
+	Source string   `json:"source,omitempty"`
 	Op     string   `json:"op,omitempty"`
 	Err    string   `json:"err,omitempty"`
 	Reason string   `json:"reason,omitempty"`
@@ -99,13 +110,25 @@ func SockstatMain(args []string) int {
 	defer stop()
 	out := &lineWriter{w: os.Stdout}
 	out.status(statusRecord{Ev: "start", PID: os.Getpid(), Args: append([]string{SockstatName}, args...)})
-	reason := runSockstat(ctx, cfg, out, readProcNetTCP)
+	read, src := pickSource(cfg.port, dumpSockDiag, readProcNetTCP)
+	out.status(src)
+	reason := runSockstat(ctx, cfg, out, read)
 	if out.err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", SockstatName, out.err)
 		return 1
 	}
 	out.status(statusRecord{Ev: "exit", Reason: reason})
 	return 0
+}
+
+// pickSource returns the reader of sock_diag dumps if one dump through diag
+// works, else the /proc/net/tcp reader, with the "source" line saying which
+// (and, for procnet, why).
+func pickSource(port uint16, diag func(uint16) ([]Socket, error), procnet func() ([]Socket, error)) (func() ([]Socket, error), statusRecord) {
+	if _, err := diag(port); err != nil {
+		return procnet, statusRecord{Ev: "source", Source: SourceProcNet, Err: err.Error()}
+	}
+	return func() ([]Socket, error) { return diag(port) }, statusRecord{Ev: "source", Source: SourceSockDiag}
 }
 
 // runSockstat samples with read every cfg.interval until ctx is done

@@ -63,10 +63,10 @@ func TestRunSockstat(t *testing.T) {
 		t.Errorf("reason %q, want signal", reason)
 	}
 	want := []string{
-		`{"v":1,"ev":"sock","mono_ns":M,"real_ns":R,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"ESTABLISHED","tx_queue":0,"rx_queue":0,"timer":"off","retrnsmt":0,"inode":1234,"uid":0}`,
-		`{"v":1,"ev":"sock","mono_ns":M,"real_ns":R,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"FIN_WAIT2","tx_queue":0,"rx_queue":0,"timer":"timewait","retrnsmt":0,"inode":1234,"uid":0}`,
+		`{"v":1,"ev":"sock","mono_ns":M,"real_ns":R,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"ESTABLISHED","tx_queue":0,"rx_queue":0,"timer":"off","timer_ms":0,"retrnsmt":0,"probes":0,"inode":1234,"uid":0}`,
+		`{"v":1,"ev":"sock","mono_ns":M,"real_ns":R,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"FIN_WAIT2","tx_queue":0,"rx_queue":0,"timer":"timewait","timer_ms":0,"retrnsmt":0,"probes":0,"inode":1234,"uid":0}`,
 		`{"v":1,"ev":"error","mono_ns":M,"real_ns":R,"op":"read socket tables","err":"read /proc/net/tcp: boom"}`,
-		`{"v":1,"ev":"sock_gone","mono_ns":M,"real_ns":R,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"FIN_WAIT2","tx_queue":0,"rx_queue":0,"timer":"timewait","retrnsmt":0,"inode":1234,"uid":0}`,
+		`{"v":1,"ev":"sock_gone","mono_ns":M,"real_ns":R,"local":"192.168.77.2:9998","peer":"192.168.77.1:40000","state":"FIN_WAIT2","tx_queue":0,"rx_queue":0,"timer":"timewait","timer_ms":0,"retrnsmt":0,"probes":0,"inode":1234,"uid":0}`,
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if len(lines) != len(want) {

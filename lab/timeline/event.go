@@ -21,9 +21,10 @@ const (
 	SrcHost = "host"
 	// SrcLibvirt is a libvirt domain event or operation.
 	SrcLibvirt = "libvirt"
-	// SrcSockdiagClient is a sock_diag (TCP_INFO) sample of the client socket.
+	// SrcSockdiagClient is a hostlab-sockstat record from the client guest:
+	// a socket of the echo port from a sock_diag dump, with its tcp_info.
 	SrcSockdiagClient = "sockdiag-client"
-	// SrcSockdiagServer is a sock_diag (TCP_INFO) sample of the server socket.
+	// SrcSockdiagServer is a hostlab-sockstat record from the server guest.
 	SrcSockdiagServer = "sockdiag-server"
 	// SrcConsoleServer is a line of the server's serial console that marks a
 	// step the verdicts use (SIGTERM, SIGKILL, link up), placed on the host
