@@ -28,6 +28,9 @@ func newBenchCmd(g *globals) *cobra.Command {
 			if runs < 1 {
 				return fmt.Errorf("--runs must be at least 1")
 			}
+			if err := checkDurations(cmd); err != nil {
+				return err
+			}
 			cfg, err := f.config(g)
 			if err != nil {
 				return err
@@ -61,7 +64,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.register(up, true)
 	up.Flags().IntVar(&runs, "runs", 3, "warm runs")
 	up.Flags().BoolVar(&cold, "cold", true, "also time one run with an empty cache")
-	bench.AddCommand(up)
+	bench.AddCommand(up, newBenchVerdictsCmd(g))
 	return bench
 }
 

@@ -66,6 +66,9 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "Boot a lab: a client and a server VM joined by a lab link",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDurations(cmd); err != nil {
+				return err
+			}
 			cfg, err := f.config(g)
 			if err != nil {
 				return err
