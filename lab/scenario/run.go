@@ -51,6 +51,7 @@ type Run struct {
 	faultEnd   time.Time
 	serverBack time.Time
 	consoleOff map[string]int64
+	captures   *captures // the lab links' captures, copied into the run folder (capture.go)
 
 	// followup is evidence gathered after the observation (unreachable's
 	// second connect).
@@ -124,6 +125,7 @@ func applyDefaults(o *Options) {
 func (r *Run) execute(ctx context.Context) (*Result, error) {
 	evctx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
+	r.startCaptures()
 	steps := []struct {
 		name string
 		fn   func(context.Context) error

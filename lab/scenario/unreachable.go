@@ -62,19 +62,19 @@ func connectAgain(ctx context.Context, r *Run) string {
 	return fmt.Sprintf("a new connect ended after %.2f s: %s", took.Seconds(), strings.TrimSpace(out))
 }
 
-// unreachableErrors reads the client's capture of the lab link: an ICMP host
+// unreachableErrors reads this run's capture of the client's lab link: an ICMP host
 // unreachable from the router before the abort makes EHOSTUNREACH the
 // expected error; none means the router had not given up on the server's
 // address yet, and the abort reports ETIMEDOUT.
 func (r *Run) unreachableErrors() ([]string, string) {
-	cl, err := r.cfg.Lab.State.Guest(lab.RoleClient)
-	if err != nil || len(cl.Links) == 0 || r.faultStart.IsZero() {
+	if r.faultStart.IsZero() {
 		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no capture to read"
 	}
-	icmps, err := readICMPUnreachable(cl.Links[0].Pcap)
+	frames, err := r.capturedFrames(lab.RoleClient, 0)
 	if err != nil {
 		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "the client's capture is unreadable: " + err.Error()
 	}
+	icmps := icmpUnreachable(frames)
 	ob := r.observation()
 	until := ob.At
 	if until.IsZero() {
