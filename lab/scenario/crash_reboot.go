@@ -45,6 +45,7 @@ var crashReboot = Scenario{
 					return ctx.Err()
 				case <-time.After(r.Opt.Down):
 				}
+				r.flushCaptures("before the server's QEMU starts") // It truncates the server's capture.
 				return hv.Start(ctx, srv.Domain)
 			}
 			return hv.Reset(ctx, srv.Domain)

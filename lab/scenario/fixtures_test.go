@@ -93,13 +93,13 @@ func trimRun(run, dst string) error {
 	con, _ := ev.connectEvent()
 	local, _ := parseEndpoint(con.Local)
 	peer, _ := parseEndpoint(con.Peer)
-	var out []frame
+	var out []pcapRecord
 	for _, f := range frames {
 		if f.At.Before(ev.Started) {
 			continue
 		}
 		_, icmp := parseICMPUnreach(f.Data)
-		if icmp || len(tcpSegments([]frame{f}, local, peer, ev.Started)) == 1 {
+		if icmp || len(tcpSegments([]pcapRecord{f}, local, peer, ev.Started)) == 1 {
 			out = append(out, f)
 		}
 	}

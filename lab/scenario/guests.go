@@ -73,6 +73,7 @@ func (r *Run) ensureServer(ctx context.Context) error {
 	}
 	r.log.Info("server is off: starting it")
 	n := readyCount(srv.Console)
+	r.flushCaptures("before the server's QEMU starts") // It truncates the server's capture.
 	if err := hv.Start(ctx, srv.Domain); err != nil {
 		return err
 	}

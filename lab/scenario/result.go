@@ -267,20 +267,16 @@ func (res *Result) write() error {
 	return nil
 }
 
-// copyEvidence copies this run's part of the consoles and the client's pcap
-// of the lab link into the run folder.
+// copyEvidence copies this run's part of the consoles and of every lab
+// link's capture (the rest of it: capture.go) into the run folder.
 func (r *Run) copyEvidence() {
 	for _, g := range r.cfg.Lab.State.Guests {
 		role := g.Role
 		if err := copyFrom(g.Console, filepath.Join(r.Dir, role+".console.log"), r.consoleOff[role]); err != nil {
 			r.note("copy console: " + err.Error())
 		}
-		for i, l := range g.Links {
-			if err := copyFrom(l.Pcap, filepath.Join(r.Dir, fmt.Sprintf("%s.lab%d.pcap", role, i)), 0); err != nil {
-				r.note("copy pcap: " + err.Error())
-			}
-		}
 	}
+	r.flushCaptures("end of run")
 }
 
 // copyFrom copies src from offset to dst.

@@ -60,6 +60,7 @@ type Run struct {
 	// rebootClock is the server's clock fit after a reboot in the run.
 	rebootClock *timeline.Clock
 	marks       []Mark
+	captures    *captures // the lab links' captures, copied into the run folder (capture.go)
 
 	// followup is evidence gathered after the observation (unreachable's
 	// second connect).
@@ -133,6 +134,7 @@ func applyDefaults(o *Options) {
 func (r *Run) execute(ctx context.Context) (*Result, error) {
 	evctx, stopEvents := context.WithCancel(ctx)
 	defer stopEvents()
+	r.startCaptures()
 	steps := []struct {
 		name string
 		fn   func(context.Context) error

@@ -2,9 +2,7 @@ package scenario
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"time"
@@ -18,69 +16,17 @@ const (
 	tcpACK = 0x10
 )
 
-// frame is one record of a pcap file: the host time QEMU wrote it and the
-// Ethernet frame.
-type frame struct {
-	At   time.Time
-	Data []byte
-	// Len is the frame's length on the wire when Data is cut short.
-	Len int
-}
-
-// readFrames reads every complete record of a classic pcap file of Ethernet
-// frames (what QEMU's filter-dump writes, stamped with the host's clock). A
-// capture still being written may end mid-record; the partial record is
-// ignored.
-func readFrames(path string) ([]frame, error) {
-	f, err := os.Open(path)
+// readFrames reads every complete record of a classic pcap file of
+// Ethernet frames.
+func readFrames(path string) ([]pcapRecord, error) {
+	h, recs, err := readPcap(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var gh [24]byte
-	if _, err := io.ReadFull(f, gh[:]); err != nil {
-		return nil, fmt.Errorf("pcap %s: header: %w", path, err)
+	if h.link != linkEthernet {
+		return nil, fmt.Errorf("pcap %s: link type %d is not Ethernet", path, h.link)
 	}
-	var bo binary.ByteOrder
-	nano := false
-	switch binary.LittleEndian.Uint32(gh[:4]) {
-	case 0xa1b2c3d4:
-		bo = binary.LittleEndian
-	case 0xa1b23c4d:
-		bo, nano = binary.LittleEndian, true
-	case 0xd4c3b2a1:
-		bo = binary.BigEndian
-	case 0x4d3cb2a1:
-		bo, nano = binary.BigEndian, true
-	default:
-		return nil, fmt.Errorf("pcap %s: not a pcap file", path)
-	}
-	if link := bo.Uint32(gh[20:24]); link != 1 {
-		return nil, fmt.Errorf("pcap %s: link type %d is not Ethernet", path, link)
-	}
-	var out []frame
-	for {
-		var rh [16]byte
-		if _, err := io.ReadFull(f, rh[:]); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return out, nil
-			}
-			return out, err
-		}
-		sec, frac := int64(bo.Uint32(rh[0:4])), int64(bo.Uint32(rh[4:8]))
-		incl := bo.Uint32(rh[8:12])
-		if incl > 1<<18 {
-			return out, fmt.Errorf("pcap %s: record of %d bytes", path, incl)
-		}
-		data := make([]byte, incl)
-		if _, err := io.ReadFull(f, data); err != nil {
-			return out, nil
-		}
-		if !nano {
-			frac *= 1000
-		}
-		out = append(out, frame{At: time.Unix(sec, frac), Data: data})
-	}
+	return recs, nil
 }
 
 // Segment is one TCP segment of the observed connection as the client's NIC
@@ -120,7 +66,7 @@ func parseEndpoint(s string) (endpoint, error) {
 // tcpSegments picks the segments of the connection client<->server out of
 // Ethernet frames (IPv4 only, the lab's links), in capture order, from the
 // instant since on.
-func tcpSegments(frames []frame, client, server endpoint, since time.Time) []Segment {
+func tcpSegments(frames []pcapRecord, client, server endpoint, since time.Time) []Segment {
 	var out []Segment
 	for _, f := range frames {
 		if f.At.Before(since) {
@@ -244,7 +190,7 @@ func analyseWire(segs []Segment, fault time.Time) Wire {
 }
 
 // writeFramesPcap writes frames as a nanosecond pcap file.
-func writeFramesPcap(path string, frames []frame) error {
+func writeFramesPcap(path string, frames []pcapRecord) error {
 	var b []byte
 	gh := make([]byte, 24)
 	binary.LittleEndian.PutUint32(gh[0:], 0xa1b23c4d)

@@ -46,14 +46,14 @@ func (r *Run) writeWire() error {
 	if !ok {
 		return fmt.Errorf("no client clock fit")
 	}
-	var frames []frame
+	var frames []pcapRecord
 	for _, line := range r.capture.rawLines() {
 		var rec probes.FrameRecord
 		if json.Unmarshal(line, &rec) != nil || rec.Ev != "frame" || rec.StampNS == 0 {
 			continue
 		}
 		at, _ := clk.HostTimeFromReal(rec.StampNS)
-		frames = append(frames, frame{At: at, Data: rec.Data, Len: rec.Len})
+		frames = append(frames, pcapRecord{At: at, Data: rec.Data, Len: rec.Len})
 	}
 	return writeFramesPcap(filepath.Join(r.Dir, wireFile), frames)
 }
