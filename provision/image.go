@@ -16,7 +16,7 @@ import (
 
 // imageFormatVersion is part of every image key; bump it whenever the
 // initramfs layout changes so that cached images are rebuilt.
-const imageFormatVersion = 4
+const imageFormatVersion = 5
 
 // DefaultBusybox is the busybox binary copied into images (Debian package
 // busybox-static).
@@ -27,7 +27,7 @@ const guestModulesDir = "lib/modules/hostlab"
 
 // InitTools are the other programs of the multi-call guest binary, linked
 // into /bin so scenarios can run them without an upload.
-var InitTools = []string{"hostlab-echo-server", "hostlab-echo-client", "hostlab-clock", "hostlab-sockstat", "hostlab-capture"}
+var InitTools = []string{"hostlab-echo-server", "hostlab-echo-client", "hostlab-clock", "hostlab-sockstat", "hostlab-capture", "hostlab-sysctl"}
 
 // excludedApplets are busybox applets not linked, because /init handles
 // them (or they would replace /init).

@@ -3,7 +3,9 @@
 //
 // The binary is multi-call: inside a guest it is PID 1 (and shutdown,
 // poweroff, reboot, halt), see provision/guestinit; run as
-// hostlab-echo-server or hostlab-echo-client it is an echo program, see echo.
+// hostlab-echo-server or hostlab-echo-client it is an echo program, see echo;
+// as hostlab-clock or hostlab-sockstat a probe, see echo/probes; as
+// hostlab-sysctl it applies and restores sysctls, see provision/guestsysctl.
 package main
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/echo/probes"
 	"github.com/hostlab/hostlab/provision/guestinit"
+	"github.com/hostlab/hostlab/provision/guestsysctl"
 )
 
 func main() {
@@ -35,6 +38,8 @@ func main() {
 		os.Exit(probes.SockstatMain(os.Args[1:]))
 	case probes.CaptureName:
 		os.Exit(probes.CaptureMain(os.Args[1:]))
+	case guestsysctl.Name:
+		os.Exit(guestsysctl.Main(os.Args[1:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

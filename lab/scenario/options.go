@@ -2,9 +2,11 @@ package scenario
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hostlab/hostlab/lab/model"
 )
@@ -38,7 +40,9 @@ type Options struct {
 	Idle bool `json:"idle,omitempty"`
 	// Interval is the pause between the client's lines.
 	Interval time.Duration `json:"interval_ns"`
-	// Sysctls are "ROLE:KEY=VALUE", applied before connect and read back.
+	// Sysctls are "ROLE:KEY=VALUE" overrides, applied before connect on top
+	// of the guest's baseline (which every run starts from and restores at
+	// its end) and read back; VALUE may hold spaces.
 	Sysctls []string `json:"sysctls,omitempty"`
 	// ServerSigterm is the echo server's SIGTERM behaviour: close, ignore or
 	// default.
@@ -111,12 +115,28 @@ func parseSeconds(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// ParseSysctl splits "ROLE:KEY=VALUE".
+// sysctlKey is a key --sysctl accepts: dotted, lowercase, no "/", no "..".
+var sysctlKey = regexp.MustCompile(`^[a-z0-9_-]+(\.[a-z0-9_-]+)+$`)
+
+// ParseSysctl splits "ROLE:KEY=VALUE" and reports a bad one as a one-line
+// error naming the flag and the fix. KEY is checked strictly; VALUE is data
+// (it reaches the guest on hostlab-sysctl's stdin, never in a command line),
+// so it may hold spaces and any printable characters, as in
+// "client:net.ipv4.tcp_rmem=4096 131072 6291456".
 func ParseSysctl(s string) (role, key, value string, err error) {
 	role, kv, ok := strings.Cut(s, ":")
 	key, value, ok2 := strings.Cut(kv, "=")
-	if !ok || !ok2 || (role != "client" && role != "server" && role != "router") || key == "" || strings.ContainsAny(key, " /;'\"$`") || strings.ContainsAny(value, ";'\"$`\n") {
-		return "", "", "", fmt.Errorf("--sysctl %q: want ROLE:KEY=VALUE with ROLE client, server or router, e.g. client:net.ipv4.tcp_retries2=5", s)
+	switch {
+	case !ok || !ok2:
+		return "", "", "", fmt.Errorf("--sysctl %q: want ROLE:KEY=VALUE, e.g. client:net.ipv4.tcp_retries2=5", s)
+	case role != "client" && role != "server" && role != "router":
+		return "", "", "", fmt.Errorf("--sysctl %q: ROLE must be client, server or router, e.g. client:net.ipv4.tcp_retries2=5", s)
+	case !sysctlKey.MatchString(key):
+		return "", "", "", fmt.Errorf("--sysctl %q: KEY must be a dotted sysctl name (lowercase letters, digits, '_', '-'; no '/' or '..'), e.g. net.ipv4.tcp_retries2", s)
+	case strings.TrimSpace(value) == "":
+		return "", "", "", fmt.Errorf("--sysctl %q: VALUE is empty; give one, e.g. client:net.ipv4.tcp_retries2=5", s)
+	case strings.ContainsFunc(value, func(r rune) bool { return r != '\t' && !unicode.IsPrint(r) }):
+		return "", "", "", fmt.Errorf("--sysctl %q: VALUE holds a control character; use printable characters, fields separated by spaces", s)
 	}
 	return role, key, value, nil
 }

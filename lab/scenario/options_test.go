@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +22,44 @@ func TestParseKeepalive(t *testing.T) {
 }
 
 func TestParseSysctl(t *testing.T) {
-	role, k, v, err := ParseSysctl("router:net.ipv4.neigh.eth1.delay_first_probe_time=1")
-	if err != nil || role != "router" || k != "net.ipv4.neigh.eth1.delay_first_probe_time" || v != "1" {
-		t.Fatalf("ParseSysctl = %q %q %q %v", role, k, v, err)
+	good := []struct{ in, role, key, value string }{
+		{"router:net.ipv4.neigh.eth1.delay_first_probe_time=1", "router", "net.ipv4.neigh.eth1.delay_first_probe_time", "1"},
+		{"client:net.ipv4.tcp_rmem=4096 131072 6291456", "client", "net.ipv4.tcp_rmem", "4096 131072 6291456"},
+		{"server:net.ipv4.tcp_wmem=4096\t16384\t4194304", "server", "net.ipv4.tcp_wmem", "4096\t16384\t4194304"},
+		{"client:net.ipv4.tcp_congestion_control=$(reboot); 'x' \"y\" `z`=:", "client", "net.ipv4.tcp_congestion_control", "$(reboot); 'x' \"y\" `z`=:"},
 	}
-	for _, bad := range []string{"net.ipv4.tcp_retries2=5", "db:k=v", "client:k", "client:=1", "client:k;rm=1", "client:k=$(x)"} {
-		if _, _, _, err := ParseSysctl(bad); err == nil {
-			t.Errorf("ParseSysctl(%q) accepted", bad)
+	for _, g := range good {
+		role, k, v, err := ParseSysctl(g.in)
+		if err != nil || role != g.role || k != g.key || v != g.value {
+			t.Errorf("ParseSysctl(%q) = %q %q %q %v", g.in, role, k, v, err)
 		}
+	}
+	for _, bad := range []string{
+		"net.ipv4.tcp_retries2=5", "db:k.x=v", "client:k", "client:=1", "client:tcp_retries2=1",
+		"client:k;rm.x=1", "client:net/ipv4/tcp_retries2=1", "client:net..ipv4=1", "client:.net.ipv4=1",
+		"client:net.ipv4.=1", "client:net.IPv4.x=1", "client:net.ipv4.tcp retries2=1", "client:$(x).y=1",
+		"client:net.ipv4.tcp_retries2=", "client:net.ipv4.tcp_retries2= ", "client:net.ipv4.tcp_retries2=5\nreboot",
+	} {
+		_, _, _, err := ParseSysctl(bad)
+		if err == nil {
+			t.Errorf("ParseSysctl(%q) accepted", bad)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "--sysctl ") || strings.Contains(msg, "\n") || !strings.Contains(msg, "e.g.") && !strings.Contains(msg, "use ") {
+			t.Errorf("ParseSysctl(%q) = %q, want one line naming --sysctl and the fix", bad, msg)
+		}
+	}
+}
+
+func TestSysctlOverrides(t *testing.T) {
+	o := Options{Sysctls: []string{"client:net.ipv4.tcp_retries2=5", "client:net.ipv4.tcp_rmem=4096 131072 6291456", "router:net.ipv4.ip_forward=1", "client:net.ipv4.tcp_retries2=7"}}
+	got := o.sysctlOverrides()
+	want := map[string]map[string]string{
+		"client": {"net.ipv4.tcp_retries2": "7", "net.ipv4.tcp_rmem": "4096 131072 6291456"},
+		"router": {"net.ipv4.ip_forward": "1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("overrides = %v, want %v (the last value of a key wins)", got, want)
 	}
 }
 

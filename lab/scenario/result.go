@@ -122,6 +122,20 @@ type RunConfig struct {
 	Client  string                       `json:"client_command"`
 	// GraceNS is the server init's SIGTERM to SIGKILL grace.
 	GraceNS int64 `json:"grace_ns"`
+
+	// SysctlBaseline is each guest's baseline (its values at boot) of the
+	// keys in Sysctls (the values in force during the run: the relevant
+	// sysctls and the overridden ones); every run starts from the baseline
+	// and leaves the lab at it.
+	SysctlBaseline map[string]map[string]string `json:"sysctl_baseline,omitempty"`
+	// SysctlOverrides are this run's --sysctl values, by role.
+	SysctlOverrides map[string]map[string]string `json:"sysctl_overrides,omitempty"`
+	// SysctlRestoredBefore are the keys found away from the baseline before
+	// the run (left by an earlier, killed run) and restored, by role.
+	SysctlRestoredBefore map[string]map[string]SysctlChange `json:"sysctl_restored_before,omitempty"`
+	// SysctlRestoredAfter are the keys restored to the baseline at the end
+	// of the run, by role.
+	SysctlRestoredAfter map[string]map[string]SysctlChange `json:"sysctl_restored_after,omitempty"`
 }
 
 // ClockStats summarises each guest's clock fit.
@@ -148,6 +162,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	}
 	res.Config = RunConfig{Options: r.Opt, Lab: r.cfg.Lab.Name(), Accel: string(r.cfg.Lab.State.Accel),
 		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs(), GraceNS: int64(r.cfg.Lab.State.Grace)}
+	r.sysctlRec.fill(&res.Config)
 	if len(r.host) > 0 {
 		res.Started = r.host[0].Host()
 	}

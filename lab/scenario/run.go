@@ -69,6 +69,10 @@ type Run struct {
 	sysctls map[string]map[string]string
 	kernel  map[string]string
 	notes   []string
+
+	// sysctlRec holds the guests' baselines, this run's overrides and what
+	// was restored (sysctl.go).
+	sysctlRec sysctlRecord
 }
 
 // Execute runs scenario s with options opt in cfg.Lab and returns its
@@ -107,6 +111,7 @@ func Execute(ctx context.Context, s Scenario, opt Options, cfg Config) (*Result,
 	res, err := r.execute(ctx)
 	if err != nil {
 		r.note("run failed: " + err.Error())
+		r.restoreSysctls(ctx)
 		partial := r.collect(false, err.Error())
 		if partial != nil {
 			_ = partial.write()
@@ -178,6 +183,7 @@ func (r *Run) execute(ctx context.Context) (*Result, error) {
 	}
 	r.stopGuestProcs()
 	r.resyncClient(ctx)
+	r.restoreSysctls(ctx)
 	res := r.collect(true, "")
 	if err := res.write(); err != nil {
 		return nil, err

@@ -90,6 +90,7 @@ func (st *initState) boot(reservedStdio bool) {
 		}
 	}
 	applySysctls(log, st.cfg.Sysctls)
+	go saveSysctlBaseline(log, st.cfg.Sysctls)
 	if err := configureNetwork(log, st.cfg.Nets); err != nil {
 		logLines(log, "net: FAILED: ", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hostlab/hostlab/provision/guestsysctl"
 )
 
 // Paths in the guest image.
@@ -113,6 +115,25 @@ func applySysctls(log *Logger, sysctls []Sysctl) {
 		got, _ := os.ReadFile(s.Path())
 		log.Logf("sysctl %s = %s", s.Key, strings.TrimSpace(string(got)))
 	}
+}
+
+// saveSysctlBaseline snapshots the guest's sysctl baseline (every readable
+// and writable value under /proc/sys/net, plus the boot-time keys) for
+// hostlab-sysctl. It runs right after the boot-time sysctls are applied, in
+// the background: under TCG it takes a second or two, and nothing but
+// hostlab-sysctl, which waits for the snapshot, changes sysctls meanwhile.
+func saveSysctlBaseline(log *Logger, boot []Sysctl) {
+	defer recoverLog(log, "sysctl baseline")
+	keys := make([]string, 0, len(boot))
+	for _, s := range boot {
+		keys = append(keys, s.Key)
+	}
+	start := time.Now()
+	n, err := guestsysctl.Guest().SaveBaseline(keys)
+	if err != nil {
+		logLines(log, "sysctl baseline: FAILED: ", err)
+	}
+	log.Logf("sysctl baseline: %d values in %s (%s)", n, guestsysctl.BaselinePath, time.Since(start).Round(time.Millisecond))
 }
 
 // setupEnv sets the environment every child inherits.
