@@ -36,7 +36,7 @@ var crashReboot = Scenario{
 		n := readyCount(srv.Console)
 		err := r.markFault("crash-reboot/"+r.Opt.Reboot, func() error {
 			if r.Opt.Reboot == "power-cycle" {
-				if err := hv.PowerOff(ctx, srv.Domain); err != nil {
+				if err := r.cutPower(ctx, srv.Domain); err != nil {
 					return err
 				}
 				select {

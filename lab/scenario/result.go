@@ -49,6 +49,13 @@ type Result struct {
 	// Lateness is the kernel timer lateness measured in this run, where the
 	// run had timers to measure (retransmissions, keepalive probes).
 	Lateness *Lateness `json:"lateness,omitempty"`
+
+	// FaultUncertS is the ± bound, in seconds, on FaultAt — the instant
+	// detection counts from — and FaultPin says what bounds it: a power
+	// cut's pause call, a kill between two guest clock stamps, or the
+	// whole fault call.
+	FaultUncertS *float64 `json:"fault_uncert_s,omitempty"`
+	FaultPin     string   `json:"fault_pin,omitempty"`
 }
 
 // Lateness is how late the client kernel's timers fired in one run: each
@@ -124,7 +131,11 @@ func secs(d time.Duration) *float64 {
 func (r *Run) collect(complete bool, reason string) *Result {
 	res := &Result{
 		Version: ResultVersion, Scenario: r.Scenario.Name, Property: r.Scenario.Property, RunDir: r.Dir,
-		Complete: complete, Incomplete: reason, FaultAt: r.faultStart, Clocks: ClockStats{},
+		Complete: complete, Incomplete: reason, Clocks: ClockStats{},
+	}
+	faultAt, faultUncert, faultPin := r.faultInstant()
+	if !r.faultStart.IsZero() {
+		res.FaultAt, res.FaultUncertS, res.FaultPin = faultAt, secs(faultUncert), faultPin
 	}
 	res.Config = RunConfig{Options: r.Opt, Lab: r.cfg.Lab.Name(), Accel: string(r.cfg.Lab.State.Accel),
 		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs()}
@@ -141,7 +152,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	var detect, plus time.Duration
 	if ob.Error != "" && !r.faultStart.IsZero() {
 		detect = ob.At.Sub(r.faultAt())
-		plus = ob.Uncert + r.faultEnd.Sub(r.faultStart)
+		plus = ob.Uncert + faultUncert
 		res.Observed.DetectS, res.Observed.DetectPlusS = secs(detect), plus.Seconds()
 		if !r.serverBack.IsZero() {
 			res.Observed.ServerBackS = secs(r.serverBack.Sub(r.faultAt()))
