@@ -13,7 +13,9 @@
 // logic is unit-tested against a fake. go-libvirt calls take no context:
 // Hypervisor enforces the caller's deadline around each one.
 //
-// Fault verbs are separate and explicit: PowerOff (libvirt destroy, a true
-// power cut), Reset (hard reset), Shutdown (ACPI power button). None falls back
-// to another.
+// Fault verbs are separate and explicit: Pause and Resume (libvirt suspend
+// and resume: the vCPUs stop, the NICs send nothing), PowerOff (libvirt
+// destroy, a true power cut), CutPower (Pause, then PowerOff, returning the
+// pause window that pins when the guest fell silent), Reset (hard reset),
+// Shutdown (ACPI power button). None falls back to another.
 package vms

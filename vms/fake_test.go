@@ -3,8 +3,10 @@ package vms
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -17,6 +19,11 @@ type fakeLibvirt struct {
 	domains map[string]*fakeDomain
 	calls   []string
 	events  chan libvirt.DomainEventLifecycleMsg
+	// fail makes the named verb ("suspend", "destroy", …) fail with its
+	// error, after recording the call.
+	fail map[string]error
+	// delay makes the named verb take at least that long.
+	delay map[string]time.Duration
 }
 
 type fakeDomain struct {
@@ -68,15 +75,20 @@ func (f *fakeLibvirt) get(dom libvirt.Domain) (*fakeDomain, error) {
 	return d, nil
 }
 
-func (f *fakeLibvirt) transition(verb string, dom libvirt.Domain, from, to libvirt.DomainState) error {
+// transition moves a domain from one of the states in from to to.
+func (f *fakeLibvirt) transition(verb string, dom libvirt.Domain, to libvirt.DomainState, from ...libvirt.DomainState) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("%s %s", verb, dom.Name)
+	time.Sleep(f.delay[verb])
+	if err := f.fail[verb]; err != nil {
+		return err
+	}
 	d, err := f.get(dom)
 	if err != nil {
 		return err
 	}
-	if d.state != from {
+	if !slices.Contains(from, d.state) {
 		return libvirt.Error{Code: uint32(libvirt.ErrOperationInvalid), Message: "Requested operation is not valid: domain is not in the right state"}
 	}
 	d.state = to
@@ -84,7 +96,7 @@ func (f *fakeLibvirt) transition(verb string, dom libvirt.Domain, from, to libvi
 }
 
 func (f *fakeLibvirt) DomainCreate(dom libvirt.Domain) error {
-	if err := f.transition("create", dom, libvirt.DomainShutoff, libvirt.DomainRunning); err != nil {
+	if err := f.transition("create", dom, libvirt.DomainRunning, libvirt.DomainShutoff); err != nil {
 		return err
 	}
 	f.emit(dom.Name, libvirt.DomainEventStarted, 0)
@@ -92,7 +104,7 @@ func (f *fakeLibvirt) DomainCreate(dom libvirt.Domain) error {
 }
 
 func (f *fakeLibvirt) DomainDestroyFlags(dom libvirt.Domain, _ libvirt.DomainDestroyFlagsValues) error {
-	if err := f.transition("destroy", dom, libvirt.DomainRunning, libvirt.DomainShutoff); err != nil {
+	if err := f.transition("destroy", dom, libvirt.DomainShutoff, libvirt.DomainRunning, libvirt.DomainPaused); err != nil {
 		return err
 	}
 	f.emit(dom.Name, libvirt.DomainEventStopped, int32(libvirt.DomainEventStoppedDestroyed))
@@ -103,9 +115,25 @@ func (f *fakeLibvirt) DomainReset(dom libvirt.Domain, _ uint32) error {
 	return f.transition("reset", dom, libvirt.DomainRunning, libvirt.DomainRunning)
 }
 
+func (f *fakeLibvirt) DomainSuspend(dom libvirt.Domain) error {
+	if err := f.transition("suspend", dom, libvirt.DomainPaused, libvirt.DomainRunning); err != nil {
+		return err
+	}
+	f.emit(dom.Name, libvirt.DomainEventSuspended, int32(libvirt.DomainEventSuspendedPaused))
+	return nil
+}
+
+func (f *fakeLibvirt) DomainResume(dom libvirt.Domain) error {
+	if err := f.transition("resume", dom, libvirt.DomainRunning, libvirt.DomainPaused); err != nil {
+		return err
+	}
+	f.emit(dom.Name, libvirt.DomainEventResumed, int32(libvirt.DomainEventResumedUnpaused))
+	return nil
+}
+
 func (f *fakeLibvirt) DomainShutdownFlags(dom libvirt.Domain, _ libvirt.DomainShutdownFlagValues) error {
 	// The fake guest obeys the power button at once.
-	if err := f.transition("shutdown", dom, libvirt.DomainRunning, libvirt.DomainShutoff); err != nil {
+	if err := f.transition("shutdown", dom, libvirt.DomainShutoff, libvirt.DomainRunning); err != nil {
 		return err
 	}
 	f.emit(dom.Name, libvirt.DomainEventStopped, int32(libvirt.DomainEventStoppedShutdown))

@@ -30,6 +30,8 @@ type libvirtAPI interface {
 	DomainCreate(dom libvirt.Domain) error
 	DomainDestroyFlags(dom libvirt.Domain, flags libvirt.DomainDestroyFlagsValues) error
 	DomainReset(dom libvirt.Domain, flags uint32) error
+	DomainSuspend(dom libvirt.Domain) error
+	DomainResume(dom libvirt.Domain) error
 	DomainShutdownFlags(dom libvirt.Domain, flags libvirt.DomainShutdownFlagValues) error
 	DomainGetState(dom libvirt.Domain, flags uint32) (int32, int32, error)
 	DomainUndefineFlags(dom libvirt.Domain, flags libvirt.DomainUndefineFlagsValues) error

@@ -105,6 +105,19 @@ func (h *Hypervisor) Reset(ctx context.Context, name string) error {
 	})
 }
 
+// Pause stops the domain's virtual CPUs (libvirt suspend, QEMU's "stop"):
+// when it returns, the guest executes nothing and QEMU passes no frame from
+// its NICs to their backends until Resume. Memory and devices stay as they
+// were.
+func (h *Hypervisor) Pause(ctx context.Context, name string) error {
+	return h.do(ctx, "pause domain", name, h.api.DomainSuspend)
+}
+
+// Resume restarts the virtual CPUs of a paused domain.
+func (h *Hypervisor) Resume(ctx context.Context, name string) error {
+	return h.do(ctx, "resume domain", name, h.api.DomainResume)
+}
+
 // Shutdown presses the domain's ACPI power button; the guest's init decides
 // what happens next.
 func (h *Hypervisor) Shutdown(ctx context.Context, name string) error {

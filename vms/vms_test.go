@@ -106,6 +106,8 @@ func TestLifecycleWithFake(t *testing.T) {
 		want State
 	}{
 		{h.Reset, StateRunning},
+		{h.Pause, StatePaused},
+		{h.Resume, StateRunning},
 		{h.PowerOff, StateShutoff},
 		{h.Start, StateRunning},
 		{h.Shutdown, StateShutoff},

@@ -37,7 +37,7 @@ var crashReboot = Scenario{
 		n := readyCount(srv.Console)
 		err := r.markFault("crash-reboot/"+r.Opt.Reboot, func() error {
 			if r.Opt.Reboot == "power-cycle" {
-				if err := hv.PowerOff(ctx, srv.Domain); err != nil {
+				if err := r.cutPower(ctx, srv.Domain); err != nil {
 					return err
 				}
 				select {
@@ -98,7 +98,7 @@ func crashRebootExpect(ev *Evidence, k Rules) Judgement {
 	if kend == nil {
 		span = withReaction(ev, span)
 	}
-	return Judgement{Kernel: kend, Exp: model.Expectation{Errors: []string{model.ECONNRESET}, Window: span.window(ev.FaultStart),
+	return Judgement{Kernel: kend, Exp: model.Expectation{Errors: []string{model.ECONNRESET}, Window: span.window(ev.FaultAt),
 		Reason: fmt.Sprintf("the rebooted host (lab link up %.3f s after the fault) has no socket for the connection and resets the client's next segment",
-			up.At.Sub(ev.FaultStart).Seconds())}}
+			up.At.Sub(ev.FaultAt).Seconds())}}
 }

@@ -84,9 +84,13 @@ type Evidence struct {
 	Grace time.Duration
 	// Started is when the run began.
 	Started time.Time
-	// FaultStart and FaultEnd bracket the fault call; detection counts from
-	// FaultStart.
+	// FaultStart and FaultEnd bracket the fault call.
 	FaultStart, FaultEnd time.Time
+	// FaultAt is the fault instant detection counts from, ±FaultUncert: the
+	// middle of the window the fault was pinned to (a power cut's pause, a
+	// kill between two guest clock stamps), else the start of the call.
+	FaultAt     time.Time
+	FaultUncert time.Duration
 	// ServerBack is when the rebooted server's init reported ready.
 	ServerBack time.Time
 	// Client are the client's events.
@@ -169,6 +173,9 @@ func (r *Run) evidence() *Evidence {
 			out = append(out, GuestEvent{Event: e, At: at, Uncert: unc})
 		}
 		return out
+	}
+	if !ev.FaultStart.IsZero() {
+		ev.FaultAt, ev.FaultUncert, _ = r.faultInstant()
 	}
 	ev.Client = place(lab.RoleClient, r.client)
 	ev.Server = place(lab.RoleServer, r.server)
@@ -344,6 +351,12 @@ func LoadEvidence(dir string) (*Evidence, *Result, error) {
 					ev.Exit = &x
 				}
 			}
+		}
+	}
+	if !ev.FaultStart.IsZero() {
+		ev.FaultAt, ev.FaultUncert = ev.FaultStart, ev.FaultEnd.Sub(ev.FaultStart)
+		if !res.FaultAt.IsZero() && res.FaultUncertS != nil {
+			ev.FaultAt, ev.FaultUncert = res.FaultAt, time.Duration(*res.FaultUncertS*1e9)
 		}
 	}
 	ev.attachWire(filepath.Join(dir, wireFile))

@@ -93,7 +93,7 @@ func finDetect(ev *Evidence, fin time.Time) (Span, []string, string, error) {
 		if e.Ev == "write" && !e.At.Before(fin.Add(-e.Uncert)) {
 			return Span{Lo: e.At, Hi: e.At.Add(rtt), Nominal: e.At, Slack: e.Uncert,
 					Basis: fmt.Sprintf("the client's first write after the FIN (%.3f s after the fault), plus up to the %s turnaround measured before the fault",
-						e.At.Sub(ev.FaultStart).Seconds(), fmtSecs(rtt))},
+						e.At.Sub(ev.FaultAt).Seconds(), fmtSecs(rtt))},
 				[]string{model.EOF, model.ECONNRESET},
 				"str_cli, asleep before its next line, notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first", nil
 		}
@@ -132,8 +132,8 @@ func finJudgement(ev *Evidence, finSpan Span) Judgement {
 		return missing(err.Error())
 	}
 	return Judgement{
-		Exp:    model.Expectation{Errors: errs, Reason: why, Window: span.window(ev.FaultStart)},
-		Checks: []model.Result{finCheck(ev.Wire.FIN, finSpan, ev.FaultStart)},
+		Exp:    model.Expectation{Errors: errs, Reason: why, Window: span.window(ev.FaultAt)},
+		Checks: []model.Result{finCheck(ev.Wire.FIN, finSpan, ev.FaultAt)},
 	}
 }
 
@@ -141,6 +141,6 @@ func finJudgement(ev *Evidence, finSpan Span) Judgement {
 // socket as the process dies, within the kill command's call, and the FIN
 // crosses the link within a turnaround.
 func killFINSpan(ev *Evidence) Span {
-	return Span{Lo: ev.FaultStart, Hi: ev.FaultEnd.Add(echoRTT(ev)),
-		Basis: "the kill command's call, plus the turnaround measured before the fault"}
+	return Span{Lo: ev.FaultAt.Add(-ev.FaultUncert), Hi: ev.FaultAt.Add(ev.FaultUncert + echoRTT(ev)),
+		Basis: "the kill's instant, plus the turnaround measured before the fault"}
 }

@@ -148,11 +148,16 @@ type Decision struct {
 // further checks. hostlab's own stop before the client learnt anything, a
 // missing prediction or missing evidence give Unknown, never a finding.
 func Judge(s Scenario, ev *Evidence, k Rules) Decision {
+	if ev.FaultAt.IsZero() && !ev.FaultStart.IsZero() {
+		cp := *ev
+		cp.FaultAt, cp.FaultUncert = ev.FaultStart, ev.FaultEnd.Sub(ev.FaultStart)
+		ev = &cp
+	}
 	d := Decision{Rules: k.Name, Observation: ev.observation()}
 	ob := d.Observation
 	if !ob.At.IsZero() && !ev.FaultStart.IsZero() {
-		d.Detect = ob.At.Sub(ev.FaultStart)
-		d.DetectUncert = ob.Uncert + ev.FaultEnd.Sub(ev.FaultStart)
+		d.Detect = ob.At.Sub(ev.FaultAt)
+		d.DetectUncert = ob.Uncert + ev.FaultUncert
 	}
 	if ev.FaultStart.IsZero() {
 		d.Result = model.Result{Verdict: model.Unknown, Why: "no fault was done"}
@@ -165,15 +170,15 @@ func Judge(s Scenario, ev *Evidence, k Rules) Decision {
 	case ob.Error == "" && !ev.Stopped.IsZero() && !slices.Contains(exp.Errors, model.NoError):
 		main = model.Result{Verdict: model.Unknown, Why: fmt.Sprintf(
 			"hostlab stopped watching %.3f s after the fault, before the client learnt anything (%s)",
-			ev.Stopped.Sub(ev.FaultStart).Seconds(), stopWhy(exp))}
+			ev.Stopped.Sub(ev.FaultAt).Seconds(), stopWhy(exp))}
 	case d.Judgement.Kernel != nil && ob.Error != "":
 		// The window models the kernel; the program reports later, by
 		// however long its guest took to run it.
 		k := d.Judgement.Kernel
 		mid := k.Lo.Add(k.Hi.Sub(k.Lo) / 2)
-		main = exp.Check(ob.Error, mid.Sub(ev.FaultStart), k.Hi.Sub(mid))
+		main = exp.Check(ob.Error, mid.Sub(ev.FaultAt), k.Hi.Sub(mid))
 		main.Why = fmt.Sprintf("the kernel ended the connection at %.3f..%.3f s (%s) and the client reported %s %.3f s later; %s",
-			k.Lo.Sub(ev.FaultStart).Seconds(), k.Hi.Sub(ev.FaultStart).Seconds(), k.Source, ob.Error, ob.At.Sub(k.Lo).Seconds(), main.Why)
+			k.Lo.Sub(ev.FaultAt).Seconds(), k.Hi.Sub(ev.FaultAt).Seconds(), k.Source, ob.Error, ob.At.Sub(k.Lo).Seconds(), main.Why)
 		if ob.At.Add(ob.Uncert).Before(k.Lo) {
 			main = model.Result{Verdict: model.Unknown, Why: fmt.Sprintf("the client reported %s before its kernel could have (%s): the evidence is inconsistent", ob.Error, k.Source)}
 		}
@@ -181,6 +186,7 @@ func Judge(s Scenario, ev *Evidence, k Rules) Decision {
 		// Windows are on the host axis: a window anchored on the wire or a
 		// guest's console carries its own slack, so the fault call's
 		// duration enters only windows anchored on the fault itself.
+		// The fault instant's own bound enters only windows anchored on it.
 		main = exp.Check(ob.Error, d.Detect, ob.Uncert)
 	}
 	if ob.Error == "" && main.Verdict == model.Unknown {

@@ -97,13 +97,14 @@ func lastTCPInfo(evs []echo.Event) *echo.TCPInfo {
 	return nil
 }
 
-// faultAt is the fault instant: when hostlab issued the fault. The fault
-// takes effect before the call returns (faultEnd); that window is part of
+// faultAt is the fault instant, the one detection counts from: the middle
+// of the window the fault was pinned to (a power cut's pause call, a kill
+// between two guest clock stamps), or, for a fault not pinned, when hostlab
+// issued it (fault_start). faultInstant gives its bound, which is part of
 // every detection's uncertainty.
 func (r *Run) faultAt() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.faultStart
+	at, _, _ := r.faultInstant()
+	return at
 }
 
 // stopClient ends the client if it still runs, recording that hostlab

@@ -22,17 +22,39 @@ import (
 
 var powerOff = Scenario{
 	Name:     "power-off",
-	Summary:  "hard power-off of the server VM (libvirt destroy) while the client writes",
+	Summary:  "hard power-off of the server VM (libvirt suspend, then destroy) while the client writes",
 	Property: "retransmissions back off exponentially until the tcp_retries2 bound (or TCP_USER_TIMEOUT, or keepalive when idle) aborts: ETIMEDOUT or EHOSTUNREACH",
 	Fault: func(ctx context.Context, r *Run) error {
 		srv, _ := r.cfg.Lab.State.Guest(lab.RoleServer)
-		err := r.markFault("power-off", func() error { return r.cfg.Lab.Hypervisor().PowerOff(ctx, srv.Domain) })
+		err := r.markFault("power-off", func() error { return r.cutPower(ctx, srv.Domain) })
 		r.dropConn(lab.RoleServer)
 		return err
 	},
 	Expect: deadPeerExpect,
 	Bound:  deadPeerBound,
 	Heal:   func(ctx context.Context, r *Run) error { return r.ensureServer(ctx) },
+}
+
+// cutPower powers the server domain off with vms.CutPower — a pause, then a
+// destroy — and pins the fault to the pause window: the guest sent its last
+// frame within it. A failed pause fails the fault (nothing is destroyed);
+// a failed destroy after the pause fails it too, the pin kept.
+func (r *Run) cutPower(ctx context.Context, domain string) error {
+	cut, err := r.cfg.Lab.Hypervisor().CutPower(ctx, domain)
+	if cut.Paused.IsZero() {
+		return err
+	}
+	data := map[string]any{"domain": domain, "pause_ms": float64(cut.Paused.Sub(cut.PauseStart)) / 1e6,
+		"pause_returned_ns": cut.PauseReturned.UnixNano()}
+	if !cut.Destroyed.IsZero() {
+		data["destroyed_ns"] = cut.Destroyed.UnixNano()
+	}
+	r.pinFault("paused", cut.PauseStart, cut.Paused,
+		"the pause before the destroy: from the pause call to its return (or the domain's suspended event, if that came first)", data)
+	r.log.Info("power cut", "pause", cut.Paused.Sub(cut.PauseStart).Round(10*time.Microsecond),
+		"pause_call", cut.PauseReturned.Sub(cut.PauseStart).Round(10*time.Microsecond),
+		"destroy", cut.Destroyed.Sub(cut.PauseReturned).Round(time.Millisecond))
+	return err
 }
 
 // deadPeerConf is what decides how a client learns of a silent peer: the
@@ -114,9 +136,9 @@ func abortJudgement(ev *Evidence, k Rules, c deadPeerConf, l *Ladder, errs []str
 		j.Exp = model.Expectation{Missing: "abort window: " + err.Error()}
 		return j
 	}
-	j.Exp = model.Expectation{Errors: errs, Reason: reason, Window: span.window(ev.FaultStart)}
+	j.Exp = model.Expectation{Errors: errs, Reason: reason, Window: span.window(ev.FaultAt)}
 	if j.Kernel = kernelEnd(ev); j.Kernel == nil {
-		j.Exp.Window = withReaction(ev, span).window(ev.FaultStart)
+		j.Exp.Window = withReaction(ev, span).window(ev.FaultAt)
 	}
 	return j
 }
@@ -151,9 +173,9 @@ func keepaliveExpect(ev *Evidence, k Rules, c deadPeerConf) Judgement {
 	if c.ut > 0 {
 		reason += fmt.Sprintf("; TCP_USER_TIMEOUT %s replaces the probe count", fmtSecs(c.ut))
 	}
-	j.Exp = model.Expectation{Errors: []string{model.ETIMEDOUT, model.EHOSTUNREACH}, Reason: reason, Window: span.window(ev.FaultStart)}
+	j.Exp = model.Expectation{Errors: []string{model.ETIMEDOUT, model.EHOSTUNREACH}, Reason: reason, Window: span.window(ev.FaultAt)}
 	if j.Kernel = kernelEnd(ev); j.Kernel == nil {
-		j.Exp.Window = withReaction(ev, span).window(ev.FaultStart)
+		j.Exp.Window = withReaction(ev, span).window(ev.FaultAt)
 	}
 	return j
 }

@@ -55,6 +55,13 @@ type Result struct {
 	// Lateness is the kernel timer lateness measured in this run, where the
 	// run had timers to measure (retransmissions, keepalive probes).
 	Lateness *Lateness `json:"lateness,omitempty"`
+
+	// FaultUncertS is the ± bound, in seconds, on FaultAt — the instant
+	// detection counts from — and FaultPin says what bounds it: a power
+	// cut's pause call, a kill between two guest clock stamps, or the
+	// whole fault call.
+	FaultUncertS *float64 `json:"fault_uncert_s,omitempty"`
+	FaultPin     string   `json:"fault_pin,omitempty"`
 }
 
 // Lateness is how late the client kernel's timers fired in one run: each
@@ -158,7 +165,11 @@ func secs(d time.Duration) *float64 {
 func (r *Run) collect(complete bool, reason string) *Result {
 	res := &Result{
 		Version: ResultVersion, Scenario: r.Scenario.Name, Property: r.Scenario.Property, RunDir: r.Dir,
-		Complete: complete, Incomplete: reason, FaultAt: r.faultStart, Clocks: ClockStats{},
+		Complete: complete, Incomplete: reason, Clocks: ClockStats{},
+	}
+	faultAt, faultUncert, faultPin := r.faultInstant()
+	if !r.faultStart.IsZero() {
+		res.FaultAt, res.FaultUncertS, res.FaultPin = faultAt, secs(faultUncert), faultPin
 	}
 	res.Config = RunConfig{Options: r.Opt, Lab: r.cfg.Lab.Name(), Accel: string(r.cfg.Lab.State.Accel),
 		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs(), GraceNS: int64(r.cfg.Lab.State.Grace)}
@@ -213,7 +224,7 @@ func (res *Result) judge(s Scenario, ev *Evidence, k Rules) {
 	if !ob.At.IsZero() {
 		res.Observed.DetectS, res.Observed.DetectPlusS = secs(d.Detect), d.DetectUncert.Seconds()
 		if !ev.ServerBack.IsZero() {
-			res.Observed.ServerBackS = secs(ev.ServerBack.Sub(ev.FaultStart))
+			res.Observed.ServerBackS = secs(ev.ServerBack.Sub(ev.FaultAt))
 			res.Observed.DetectAfterBackS = secs(ob.At.Sub(ev.ServerBack))
 		}
 	}

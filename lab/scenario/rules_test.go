@@ -184,7 +184,7 @@ func TestCountCheck(t *testing.T) {
 
 func TestFinDetect(t *testing.T) {
 	f := time.Unix(1795614000, 0)
-	ev := &Evidence{FaultStart: f, FaultEnd: f.Add(20 * ms), Client: []GuestEvent{
+	ev := &Evidence{FaultStart: f, FaultEnd: f.Add(20 * ms), FaultAt: f.Add(10 * ms), FaultUncert: 10 * ms, Client: []GuestEvent{
 		{Event: echo.Event{Ev: "write", Seq: 1}, At: f.Add(-2000 * ms)},
 		{Event: echo.Event{Ev: "read", Seq: 1}, At: f.Add(-1992 * ms)},
 		{Event: echo.Event{Ev: "write", Seq: 2}, At: f.Add(-1000 * ms)},
@@ -241,7 +241,7 @@ func TestJudgeUnknowns(t *testing.T) {
 
 func TestUnreachableErrors(t *testing.T) {
 	f := time.Unix(1795614000, 0)
-	ev := &Evidence{FaultStart: f, Wire: &Wire{}, Client: []GuestEvent{
+	ev := &Evidence{FaultStart: f, FaultAt: f, Wire: &Wire{}, Client: []GuestEvent{
 		{Event: echo.Event{Ev: "error", Errno: "EHOSTUNREACH"}, At: f.Add(17 * time.Second)}}}
 	if errs, why := unreachableErrors(ev); len(errs) != 1 || errs[0] != model.ETIMEDOUT {
 		t.Errorf("no ICMP before the abort: %v (%s), want ETIMEDOUT", errs, why)

@@ -51,6 +51,7 @@ type Run struct {
 	libvirt    []vms.Event
 	faultStart time.Time
 	faultEnd   time.Time
+	faultPin   faultPin // set by pinFault: the window the fault took effect in
 	serverBack time.Time
 	stoppedAt  time.Time
 	consoleOff map[string]int64
@@ -215,8 +216,9 @@ func (r *Run) hostEventAt(ev string, now time.Time, data any) time.Time {
 	return now
 }
 
-// markFault runs do between the fault_start and fault_end events; the fault
-// instant is taken as the start, the end bounds it.
+// markFault runs do between the fault_start and fault_end events. Unless do
+// pins the fault (pinFault), the fault instant is taken as the start and
+// the end bounds it.
 func (r *Run) markFault(name string, do func() error) error {
 	if srv, err := r.cfg.Lab.State.Guest(lab.RoleServer); err == nil {
 		if fi, err := os.Stat(srv.Console); err == nil {
@@ -235,6 +237,55 @@ func (r *Run) markFault(name string, do func() error) error {
 	return err
 }
 
+// faultPin is a measured window that holds the instant a fault took effect.
+type faultPin struct {
+	from, to time.Time
+	// what says what bounds the window, for result.json.
+	what string
+}
+
+// pinFault records that the fault took effect within [from, to], a window
+// measured by the fault itself (a power cut's pause call, a kill between two
+// guest clock stamps), and adds the host event ev placed at the window's
+// middle with its half-width as uncertainty; data adds to the event's
+// from_ns, to_ns and what.
+func (r *Run) pinFault(ev string, from, to time.Time, what string, data map[string]any) {
+	p := faultPin{from: from, to: to, what: what}
+	d := map[string]any{"from_ns": from.UnixNano(), "to_ns": to.UnixNano(), "what": what}
+	for k, v := range data {
+		d[k] = v
+	}
+	at, unc := p.instant()
+	e, err := timeline.NewEvent(timeline.SrcHost, ev, at, d)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.faultPin = p
+	if err == nil {
+		e.UncertNS = int64(unc)
+		r.host = append(r.host, e)
+	}
+}
+
+// instant is the middle of the window and its half-width.
+func (p faultPin) instant() (time.Time, time.Duration) {
+	w := p.to.Sub(p.from)
+	return p.from.Add(w / 2), (w + 1) / 2
+}
+
+// faultInstant is the instant detection counts from (faultAt), the ± bound
+// on it, and what bounds it: the middle of the pinned window when the fault
+// was pinned, else the start of the fault call, with the call's whole
+// duration as bound (the fault took effect somewhere inside the call).
+func (r *Run) faultInstant() (time.Time, time.Duration, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.faultPin.from.IsZero() {
+		at, unc := r.faultPin.instant()
+		return at, unc, r.faultPin.what
+	}
+	return r.faultStart, r.faultEnd.Sub(r.faultStart), "the fault call (fault_start..fault_end): the instant is taken as its start"
+}
+
 // prepare makes sure the server runs, clears leftovers, applies and reads
 // back sysctls and kernels (sysctl.go) and deploys the client if needed.
 func (r *Run) prepare(ctx context.Context) error {
@@ -246,7 +297,7 @@ func (r *Run) prepare(ctx context.Context) error {
 		if fi, err := os.Stat(g.Console); err == nil {
 			r.consoleOff[role] = fi.Size()
 		}
-		if _, err := r.sh(ctx, role, "killall -9 hostlab-echo-server hostlab-echo-client hostlab-sockstat echo_server echo_client 2>/dev/null; true"); err != nil {
+		if _, err := r.sh(ctx, role, "killall -9 hostlab-echo-server hostlab-echo-client hostlab-sockstat hostlab-capture echo_server echo_client 2>/dev/null; true"); err != nil {
 			return err
 		}
 	}

@@ -45,7 +45,7 @@ var sigpipe = Scenario{
 		if ev.Wire == nil || ev.Wire.FIN.IsZero() {
 			j.Checks = []model.Result{{Verdict: model.Unknown, Why: "no FIN from the server on the client's wire"}}
 		} else {
-			j.Checks = []model.Result{finCheck(ev.Wire.FIN, killFINSpan(ev), ev.FaultStart)}
+			j.Checks = []model.Result{finCheck(ev.Wire.FIN, killFINSpan(ev), ev.FaultAt)}
 		}
 		return j
 	},

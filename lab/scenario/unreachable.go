@@ -106,7 +106,7 @@ func unreachableErrors(ev *Evidence) ([]string, string) {
 	if n > 0 {
 		return []string{model.EHOSTUNREACH}, fmt.Sprintf(
 			"the router sent %d ICMP host unreachable (the first %.3f s after the fault, seen in the client's capture): a soft error, reported at the abort instead of ETIMEDOUT",
-			n, first.Sub(ev.FaultStart).Seconds())
+			n, first.Sub(ev.FaultAt).Seconds())
 	}
 	if ob.Error == "" {
 		return []string{model.EHOSTUNREACH, model.ETIMEDOUT}, "no ICMP host unreachable has reached the client yet (the router still holds a neighbour entry for the server)"
