@@ -178,3 +178,29 @@ func TestPredictAbortInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictAbortThinLinear: with linear timeouts a thin stream keeps its
+// RTO for the first six RTO retransmissions, so tcp_retries2=5 (bound
+// 12.6 s) takes more retransmissions, and aborts sooner, than doubling.
+func TestPredictAbortThinLinear(t *testing.T) {
+	in := AbortInput{Retries2: 5, RTO: 200 * ms, Latency: -1}
+	plain, err := PredictAbort(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.ThinLinear = true
+	thin, err := PredictAbort(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Linear: expiries at 0.2 s steps for six rungs (1.2 s), then 0.4,
+	// 0.8, 1.6, 3.2, 6.4 s: 13.6 s >= 12.6 s after 11 retransmissions.
+	if thin.Retransmissions != 11 || thin.Abort-thin.RetransStamp != 13600*ms {
+		t.Errorf("thin: %d retransmissions, abort %v after retrans_stamp; want 11, 13.6s", thin.Retransmissions, thin.Abort-thin.RetransStamp)
+	}
+	// Doubling from exactly 200 ms: 0.4, 1.2, 2.8, 6.0, 12.4 s (< 12.6 s),
+	// so a sixth retransmission and the abort at 25.2 s.
+	if plain.Retransmissions != 6 || plain.Abort-plain.RetransStamp != 25200*ms {
+		t.Errorf("plain: %d retransmissions, abort %v; want 6, 25.2s", plain.Retransmissions, plain.Abort-plain.RetransStamp)
+	}
+}

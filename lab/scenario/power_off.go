@@ -173,6 +173,11 @@ func keepaliveExpect(ev *Evidence, k Rules, c deadPeerConf) Judgement {
 	if c.ut > 0 {
 		reason += fmt.Sprintf("; TCP_USER_TIMEOUT %s replaces the probe count", fmtSecs(c.ut))
 	}
+	if asked, err := ParseKeepalive(ev.Opt.Keepalive); err == nil && ev.Opt.Keepalive != "" &&
+		(asked.Idle != ka.Idle || asked.Intvl != ka.Intvl || asked.Probes != ka.Probes) {
+		reason += fmt.Sprintf("; asked for %s, the socket holds %s,%s,%d (the kernel takes whole seconds)",
+			ev.Opt.Keepalive, fmtSecs(ka.Idle), fmtSecs(ka.Intvl), ka.Probes)
+	}
 	j.Exp = model.Expectation{Errors: []string{model.ETIMEDOUT, model.EHOSTUNREACH}, Reason: reason, Window: span.window(ev.FaultAt)}
 	if j.Kernel = kernelEnd(ev); j.Kernel == nil {
 		j.Exp.Window = withReaction(ev, span).window(ev.FaultAt)
