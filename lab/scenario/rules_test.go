@@ -298,8 +298,8 @@ func TestKeepaliveReadBack(t *testing.T) {
 	f := time.Unix(1795614000, 0)
 	ev := &Evidence{FaultStart: f, FaultAt: f, Opt: Options{Idle: true, Keepalive: "1500ms,1s,2"},
 		Sysctls: map[string]map[string]string{"client": {"net.ipv4.tcp_retries2": "15"}},
-		Client: []GuestEvent{{Event: echo.Event{Ev: "connect", Sockopts: &echo.Sockopts{Keepalive: true, KeepIdleS: 2, KeepIntvlS: 1, KeepCnt: 2}}, At: f.Add(-time.Second)}},
-		Wire: &Wire{LastFromServer: f.Add(-time.Second), Probes: []time.Time{f.Add(time.Second), f.Add(2 * time.Second)}}}
+		Client:  []GuestEvent{{Event: echo.Event{Ev: "connect", Sockopts: &echo.Sockopts{Keepalive: true, KeepIdleS: 2, KeepIntvlS: 1, KeepCnt: 2}}, At: f.Add(-time.Second)}},
+		Wire:    &Wire{LastFromServer: f.Add(-time.Second), Probes: []time.Time{f.Add(time.Second), f.Add(2 * time.Second)}}}
 	j := deadPeerExpect(ev, Kernel)
 	if j.Exp.Window == nil || j.Exp.Window.Nominal != 3*time.Second || !strings.Contains(j.Exp.Reason, "the socket holds 2.000 s") {
 		t.Fatalf("expectation %+v", j.Exp)
