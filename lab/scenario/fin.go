@@ -137,10 +137,24 @@ func finJudgement(ev *Evidence, finSpan Span) Judgement {
 	}
 }
 
-// killFINSpan is when a SIGKILLed server's FIN leaves: the kernel closes the
-// socket as the process dies, within the kill command's call, and the FIN
-// crosses the link within a turnaround.
+// killFINSpan is when a SIGKILLed server's FIN reaches the client: the
+// kernel closes the socket as the process dies — at the kill, or as soon as
+// the dying task is scheduled, before its parent reaps it (the echo
+// server's child_exit event) — and the FIN crosses the link within a
+// turnaround measured before the fault.
 func killFINSpan(ev *Evidence) Span {
-	return Span{Lo: ev.FaultAt.Add(-ev.FaultUncert), Hi: ev.FaultAt.Add(ev.FaultUncert + echoRTT(ev)),
+	rtt := echoRTT(ev)
+	s := Span{Lo: ev.FaultAt.Add(-ev.FaultUncert), Hi: ev.FaultAt.Add(ev.FaultUncert + rtt),
 		Basis: "the kill's instant, plus the turnaround measured before the fault"}
+	for _, e := range ev.Server {
+		if e.Ev == "child_exit" && !e.At.Before(ev.FaultStart) {
+			if reaped := e.At.Add(e.Uncert + rtt); reaped.After(s.Hi) {
+				s.Hi = reaped
+				s.Basis = fmt.Sprintf("from the kill's instant to the server reaping its child %.3f s after it, plus the turnaround measured before the fault",
+					e.At.Sub(ev.FaultAt).Seconds())
+			}
+			break
+		}
+	}
+	return s
 }
