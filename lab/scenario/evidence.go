@@ -139,15 +139,6 @@ func (ev *Evidence) connectEvent() (GuestEvent, bool) {
 	return GuestEvent{}, false
 }
 
-// clockUncert is the largest ± bound of the client's events.
-func (ev *Evidence) clockUncert() time.Duration {
-	var u time.Duration
-	for _, e := range ev.Client {
-		u = max(u, e.Uncert)
-	}
-	return u
-}
-
 // evidence gathers the live run's evidence so far.
 func (r *Run) evidence() *Evidence {
 	ev := &Evidence{Scenario: r.Scenario.Name, Opt: r.Opt, Sysctls: r.sysctls}

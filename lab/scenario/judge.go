@@ -3,7 +3,6 @@ package scenario
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/hostlab/hostlab/lab/model"
@@ -251,15 +250,6 @@ func countRange(lo, hi int) string {
 		return fmt.Sprint(lo)
 	}
 	return fmt.Sprintf("%d..%d", lo, hi)
-}
-
-// describeRules lists rule names, for messages.
-func describeRules(rs []Rules) string {
-	names := make([]string, len(rs))
-	for i, r := range rs {
-		names[i] = r.Name
-	}
-	return strings.Join(names, ", ")
 }
 
 // Rejudge loads a run folder and judges it again with rules k, returning

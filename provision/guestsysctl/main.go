@@ -12,7 +12,7 @@ import (
 const Name = "hostlab-sysctl"
 
 // usage is printed on a usage error.
-const usage = "usage: " + Name + " apply (JSON object of KEY: VALUE on stdin) | restore | get KEY..."
+const usage = "usage: " + Name + " apply (JSON object of KEY: VALUE on stdin) | restore | get KEY [KEY …]"
 
 // Main runs hostlab-sysctl with the given arguments (without argv[0]) on the
 // guest's table, stdin and stdout, and returns its exit status.
