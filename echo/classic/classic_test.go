@@ -86,10 +86,22 @@ func TestBuildAndRoundTrip(t *testing.T) {
 }
 
 // killChildAfterFirstEcho kills the server child once line 1 is back (UNP 5.12).
-func killChildAfterFirstEcho(t *testing.T, srv, cl *proctest.Proc) {
+func killChildAfterFirstEcho(t *testing.T, srv, cl *proctest.Proc, writesPerLine int) {
 	t.Helper()
 	acc := srv.WaitFor(t, wait, "accept", proctest.Ev("accept"))
-	cl.WaitFor(t, wait, "first echo", func(e echo.Event) bool { return e.Ev == "read" && e.Seq == 1 })
+	// The whole first line must be back: with --twice a loaded server may
+	// echo the first part alone, and a kill then would land mid-line.
+	var writes, wrote, read int
+	cl.WaitFor(t, wait, "first echo", func(e echo.Event) bool {
+		switch {
+		case e.Ev == "write" && e.Seq == 1:
+			writes++
+			wrote += e.Bytes
+		case e.Ev == "read" && e.Seq == 1:
+			read += e.Bytes
+		}
+		return writes == writesPerLine && read >= wrote
+	})
 	if err := syscall.Kill(acc.ChildPID, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill child: %v", err)
 	}
@@ -103,7 +115,7 @@ func TestServerChildKilled(t *testing.T) {
 	requireBuild(t)
 	srv, hostPort := startServer(t)
 	cl := proctest.Start(t, client, "", append([]string{"--lines", "3", "--interval-ms", "300"}, hostPort...)...)
-	killChildAfterFirstEcho(t, srv, cl)
+	killChildAfterFirstEcho(t, srv, cl, 1)
 	ws := cl.Wait(t, wait)
 	switch ws.ExitStatus() {
 	case echo.ExitEOF:
@@ -127,7 +139,7 @@ func TestSigpipe(t *testing.T) {
 			// keeps it there even on a loaded machine.
 			args := []string{"--sigpipe=" + disp, "--lines", "3", "--interval-ms", "1500", "--twice", "--gap-ms", "200"}
 			cl := proctest.Start(t, client, "", append(args, hostPort...)...)
-			killChildAfterFirstEcho(t, srv, cl)
+			killChildAfterFirstEcho(t, srv, cl, 2)
 			var last echo.Event
 			for e := range cl.Events {
 				last = e
