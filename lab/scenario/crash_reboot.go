@@ -90,6 +90,15 @@ func crashRebootExpect(ev *Evidence, k Rules) Judgement {
 	}
 	sent := append(append([]time.Time(nil), ev.Wire.Retrans...), ev.Wire.Probes...)
 	slices.SortFunc(sent, func(a, b time.Time) int { return a.Compare(b) })
+	after := slices.ContainsFunc(sent, func(t time.Time) bool { return !t.Before(up.At.Add(-up.Uncert)) })
+	if ob := ev.observation(); !after && ob.Error != "" && ob.Error != model.ECONNRESET {
+		// The client gave up before the server was back: the dead-peer
+		// rules decide, as for power-off.
+		j := deadPeerExpect(ev, k)
+		j.Exp.Reason = fmt.Sprintf("the client's retransmissions ran out before the rebooted server's link came up (%.3f s after the fault), so nothing answered them; %s",
+			up.At.Sub(ev.FaultAt).Seconds(), j.Exp.Reason)
+		return j
+	}
 	span, err := k.Reset(ResetCase{Up: up.At, UpUncert: up.Uncert, Retrans: sent, RST: ev.Wire.RST})
 	if err != nil {
 		return missing("reset window: " + err.Error())

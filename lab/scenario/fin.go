@@ -104,37 +104,96 @@ func finDetect(ev *Evidence, fin time.Time) (Span, []string, string, error) {
 // finCheck checks the server's FIN arrived within span (the mechanism's
 // account of when the server's socket closes).
 func finCheck(fin time.Time, s Span, fault time.Time) model.Result {
-	at := fin.Sub(fault).Seconds()
+	return closeCheck(fin, "FIN", s, fault)
+}
+
+// closeCheck checks the server's closing segment (FIN or RST) arrived
+// within span.
+func closeCheck(at time.Time, what string, s Span, fault time.Time) model.Result {
+	t := at.Sub(fault).Seconds()
 	kind := "window"
 	if s.Bound {
 		kind = "bound"
 	}
 	switch {
-	case fin.Before(s.Lo.Add(-s.Slack)):
-		return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the server's FIN at %.3f s came before %s %s (%s)", at, kind, s.window(fault), s.Basis)}
-	case fin.After(s.Hi.Add(s.Slack)):
-		return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the server's FIN at %.3f s came after %s %s (%s)", at, kind, s.window(fault), s.Basis)}
+	case at.Before(s.Lo.Add(-s.Slack)):
+		return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the server's %s at %.3f s came before %s %s (%s)", what, t, kind, s.window(fault), s.Basis)}
+	case at.After(s.Hi.Add(s.Slack)):
+		return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the server's %s at %.3f s came after %s %s (%s)", what, t, kind, s.window(fault), s.Basis)}
 	}
-	return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("the server's FIN at %.3f s, within %s %s (%s)", at, kind, s.window(fault), s.Basis)}
+	return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("the server's %s at %.3f s, within %s %s (%s)", what, t, kind, s.window(fault), s.Basis)}
 }
 
-// finJudgement expects the client to learn of the server's FIN, which the
-// mechanism puts within finSpan.
-func finJudgement(ev *Evidence, finSpan Span) Judgement {
+// finJudgement expects the client to learn that the server's socket
+// closed, which the mechanism puts within closeSpan: a FIN, or — when the
+// server's socket still held data it had not read — a RST (tcp_close
+// resets a connection whose receive queue is not empty).
+func finJudgement(ev *Evidence, closeSpan Span) Judgement {
 	if ev.Wire == nil {
 		return missing("no capture of the lab link (" + ev.WireErr + ")")
 	}
-	if ev.Wire.FIN.IsZero() {
-		return missing("no FIN from the server on the client's wire")
+	w := ev.Wire
+	if w.FIN.IsZero() && !w.RST.IsZero() {
+		return unreadRSTJudgement(ev, closeSpan)
 	}
-	span, errs, why, err := finDetect(ev, ev.Wire.FIN)
+	if w.FIN.IsZero() {
+		return missing("neither a FIN nor a RST from the server on the client's wire")
+	}
+	span, errs, why, err := finDetect(ev, w.FIN)
 	if err != nil {
 		return missing(err.Error())
 	}
-	return Judgement{
+	j := Judgement{
 		Exp:    model.Expectation{Errors: errs, Reason: why, Window: span.window(ev.FaultAt)},
-		Checks: []model.Result{finCheck(ev.Wire.FIN, finSpan, ev.FaultAt)},
+		Checks: []model.Result{finCheck(w.FIN, closeSpan, ev.FaultAt)},
 	}
+	if ev.Opt.Read == "event" {
+		// The kernel has the EOF as the FIN arrives; the program reports it
+		// when its guest runs it.
+		j.Kernel = &Instant{Lo: w.FIN, Hi: w.FIN, Source: "the server's FIN on the client's wire"}
+		j.Exp.Window = Span{Lo: w.FIN, Hi: w.FIN, Nominal: w.FIN, Basis: "the FIN's arrival on the client's wire"}.window(ev.FaultAt)
+	}
+	return j
+}
+
+// unreadRSTJudgement: the server's socket closed with data it had not read
+// — the client's last line had reached it (acknowledged) but was never
+// echoed — so its kernel sent RST instead of FIN, and the client, blocked
+// in its read, gets ECONNRESET as the RST arrives.
+func unreadRSTJudgement(ev *Evidence, closeSpan Span) Judgement {
+	w := ev.Wire
+	var lastOut, lastEcho time.Time
+	var acked bool
+	var end uint32
+	for _, s := range w.Segments {
+		if s.At.After(w.RST) {
+			break
+		}
+		switch {
+		case s.Out && s.Len > 0:
+			lastOut, end, acked = s.At, s.Seq+uint32(s.Len), false
+		case !s.Out && s.Len > 0:
+			lastEcho = s.At
+		}
+		if !s.Out && !lastOut.IsZero() && s.Has(tcpACK) && !seqAfter(end, s.Ack) {
+			acked = true
+		}
+	}
+	rst := w.RST
+	j := Judgement{Kernel: &Instant{Lo: rst, Hi: rst, Source: "the server's RST on the client's wire"}}
+	if lastOut.IsZero() || !acked || !lastEcho.Before(lastOut) {
+		j.Exp = model.Expectation{Errors: []string{model.EOF, model.ECONNRESET}, Reason: "the server's socket closed"}
+		j.Checks = []model.Result{{Verdict: model.Unexpected, Why: fmt.Sprintf(
+			"the server's socket closed with RST at %.3f s and no FIN, yet it had read everything the client sent: a closing socket sends FIN unless data is left unread",
+			rst.Sub(ev.FaultAt).Seconds())}}
+		return j
+	}
+	j.Exp = model.Expectation{Errors: []string{model.ECONNRESET},
+		Reason: fmt.Sprintf("the client's line %.3f s after the fault reached the server (acknowledged) but was never read: its socket closed with unread data, so its kernel sent RST, not FIN, and the client's read fails as the RST arrives",
+			lastOut.Sub(ev.FaultAt).Seconds()),
+		Window: Span{Lo: rst, Hi: rst, Nominal: rst, Basis: "the RST's arrival on the client's wire"}.window(ev.FaultAt)}
+	j.Checks = []model.Result{closeCheck(rst, "RST", closeSpan, ev.FaultAt)}
+	return j
 }
 
 // killFINSpan is when a SIGKILLed server's FIN reaches the client: the
