@@ -21,6 +21,8 @@ type Scenario struct {
 	// this scenario takes; OwnFlags lists every such option, and CheckOwn
 	// refuses one given to a scenario that does not take it.
 	Own []string
+	// WritesPerLine is how many writes the client makes per line (0: one).
+	WritesPerLine int
 	// ClientFlags, when set, adds scenario-specific flags to the client's
 	// command line (classic says which client: the C str_cli or the Go one).
 	ClientFlags func(classic bool) []string

@@ -78,6 +78,9 @@ type Evidence struct {
 	Scenario string
 	// Opt are the run's options after defaults.
 	Opt Options
+	// WritesPerLine is how many writes the client makes per line (the
+	// scenario's; 0 means one).
+	WritesPerLine int
 	// Sysctls are the values in force during the run, per role.
 	Sysctls map[string]map[string]string
 	// Grace is the server init's SIGTERM to SIGKILL grace.

@@ -75,30 +75,102 @@ func withReaction(ev *Evidence, s Span) Span {
 	return s
 }
 
-// finDetect is when a client learns of the server's FIN: an event-driven
-// client is always in poll, so as the FIN arrives; a blocking str_cli only
-// at its next read, which follows its next write (the RST that write draws
-// may be processed first: ECONNRESET). fin is the FIN's arrival on the
-// client's wire (host clock).
-func finDetect(ev *Evidence, fin time.Time) (Span, []string, string, error) {
-	rtt := echoRTT(ev)
-	if rtt <= 0 {
-		return Span{}, nil, "", fmt.Errorf("no echoed line before the fault to measure the turnaround")
-	}
-	if ev.Opt.Read == "event" {
-		return withReaction(ev, Span{Lo: fin, Hi: fin, Nominal: fin, Basis: "the FIN's arrival on the client's wire"}),
-			[]string{model.EOF}, "an event-driven client is always in poll, so the FIN ends it as it arrives", nil
-	}
-	for _, e := range ev.Client {
-		if e.Ev == "write" && !e.At.Before(fin.Add(-e.Uncert)) {
-			return Span{Lo: e.At, Hi: e.At.Add(rtt), Nominal: e.At, Slack: e.Uncert,
-					Basis: fmt.Sprintf("the client's first write after the FIN (%.3f s after the fault), plus up to the %s turnaround measured before the fault",
-						e.At.Sub(ev.FaultAt).Seconds(), fmtSecs(rtt))},
-				[]string{model.EOF, model.ECONNRESET},
-				"str_cli, asleep before its next line, notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first", nil
+// clientState is what a str_cli was doing at an instant: blocked in its
+// read for an echo, or between lines or a line's writes, with writesLeft
+// writes to make before it reads again.
+type clientState struct {
+	inRead     bool
+	writesLeft int
+}
+
+// clientAt reads the client's state at t from its capture: each line is
+// per data segments from the client (one write each: TCP_NODELAY, short
+// lines), and it is done when the server's data has caught up with them —
+// the client's read then returns the whole echo whatever comes after, so
+// the wire, not the client's later event stamps, says where it stood.
+func clientAt(ev *Evidence, t time.Time, per int) clientState {
+	writes, sent, echoed := 0, 0, 0
+	if ev.Wire != nil {
+		for _, s := range ev.Wire.Segments {
+			if !s.At.Before(t) {
+				break
+			}
+			if s.Len == 0 {
+				continue
+			}
+			if s.Out {
+				writes++
+				sent += s.Len
+				continue
+			}
+			echoed += s.Len
+			if writes >= per && echoed >= sent {
+				writes = 0
+			}
 		}
 	}
-	return Span{}, nil, "", fmt.Errorf("the client wrote nothing after the server's FIN")
+	if writes >= per && echoed < sent {
+		return clientState{inRead: true}
+	}
+	return clientState{writesLeft: per - writes}
+}
+
+// writesPerLine is the client's writes per line.
+func writesPerLine(ev *Evidence) int { return max(ev.WritesPerLine, 1) }
+
+// nthWriteAfter is the client's n-th write (1-based) at or after t.
+func nthWriteAfter(ev *Evidence, t time.Time, n int) (GuestEvent, bool) {
+	for _, e := range ev.Client {
+		if e.Ev == "write" && !e.At.Before(t.Add(-e.Uncert)) {
+			if n--; n == 0 {
+				return e, true
+			}
+		}
+	}
+	return GuestEvent{}, false
+}
+
+// finDetect is when a client learns of the server's FIN (fin, its arrival
+// on the client's wire): an event-driven client, or a str_cli blocked in its
+// read for an echo, as the FIN arrives; a str_cli asleep between lines (or
+// between a line's writes) only at the read after its next write, which
+// draws the RST that may be processed first (ECONNRESET). The instant its
+// kernel gives it the answer is returned too; the program reports later.
+func finDetect(ev *Evidence, fin time.Time) (Span, *Instant, []string, string, error) {
+	st := clientAt(ev, fin, writesPerLine(ev))
+	if ev.Opt.Read == "event" || st.inRead {
+		why := "an event-driven client is always in poll, so the FIN ends it as it arrives"
+		if ev.Opt.Read != "event" {
+			why = "str_cli was blocked in its read for an echo when the FIN arrived, so the FIN ends it at once"
+		}
+		return Span{Lo: fin, Hi: fin, Nominal: fin, Basis: "the FIN's arrival on the client's wire"},
+			&Instant{Lo: fin, Hi: fin, Source: "the server's FIN on the client's wire"}, []string{model.EOF}, why, nil
+	}
+	rtt := echoRTT(ev)
+	if rtt <= 0 {
+		return Span{}, nil, nil, "", fmt.Errorf("no echoed line before the fault to measure the turnaround")
+	}
+	w, ok := nthWriteAfter(ev, fin, st.writesLeft)
+	if !ok {
+		return Span{}, nil, nil, "", fmt.Errorf("the client did not write after the server's FIN")
+	}
+	return Span{Lo: w.At, Hi: w.At.Add(rtt), Nominal: w.At, Slack: w.Uncert,
+			Basis: fmt.Sprintf("the client's write %.3f s after the fault, the last of its line after the FIN, plus up to the %s turnaround measured before the fault",
+				w.At.Sub(ev.FaultAt).Seconds(), fmtSecs(rtt))},
+		&Instant{Lo: w.At.Add(-w.Uncert), Hi: w.At.Add(w.Uncert), Source: "the client's write after the FIN, which its read follows"},
+		[]string{model.EOF, model.ECONNRESET},
+		"str_cli, asleep when the FIN arrived, notices only when it next writes (RST) and reads: EOF, or ECONNRESET if the RST is processed first", nil
+}
+
+// writesBetween counts the client's writes after from and before to.
+func writesBetween(ev *Evidence, from, to time.Time) int {
+	n := 0
+	for _, e := range ev.Client {
+		if e.Ev == "write" && e.At.After(from) && e.At.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // finCheck checks the server's FIN arrived within span (the mechanism's
@@ -139,19 +211,20 @@ func finJudgement(ev *Evidence, closeSpan Span) Judgement {
 	if w.FIN.IsZero() {
 		return missing("neither a FIN nor a RST from the server on the client's wire")
 	}
-	span, errs, why, err := finDetect(ev, w.FIN)
+	span, kernel, errs, why, err := finDetect(ev, w.FIN)
 	if err != nil {
 		return missing(err.Error())
 	}
 	j := Judgement{
 		Exp:    model.Expectation{Errors: errs, Reason: why, Window: span.window(ev.FaultAt)},
 		Checks: []model.Result{finCheck(w.FIN, closeSpan, ev.FaultAt)},
+		Kernel: kernel,
 	}
-	if ev.Opt.Read == "event" {
-		// The kernel has the EOF as the FIN arrives; the program reports it
-		// when its guest runs it.
-		j.Kernel = &Instant{Lo: w.FIN, Hi: w.FIN, Source: "the server's FIN on the client's wire"}
-		j.Exp.Window = Span{Lo: w.FIN, Hi: w.FIN, Nominal: w.FIN, Basis: "the FIN's arrival on the client's wire"}.window(ev.FaultAt)
+	if ob := ev.observation(); ob.Error != "" && kernel.Hi.Before(ob.At) {
+		if n := writesBetween(ev, kernel.Hi, ob.At); n > 0 {
+			j.Checks = append(j.Checks, model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf(
+				"the client wrote %d more time(s) after it should have learnt (%s) and before it did", n, kernel.Source)})
+		}
 	}
 	return j
 }

@@ -147,11 +147,14 @@ type Decision struct {
 // further checks. hostlab's own stop before the client learnt anything, a
 // missing prediction or missing evidence give Unknown, never a finding.
 func Judge(s Scenario, ev *Evidence, k Rules) Decision {
-	if ev.FaultAt.IsZero() && !ev.FaultStart.IsZero() {
-		cp := *ev
+	cp := *ev
+	if cp.FaultAt.IsZero() && !cp.FaultStart.IsZero() {
 		cp.FaultAt, cp.FaultUncert = ev.FaultStart, ev.FaultEnd.Sub(ev.FaultStart)
-		ev = &cp
 	}
+	if cp.WritesPerLine == 0 {
+		cp.WritesPerLine = s.WritesPerLine
+	}
+	ev = &cp
 	d := Decision{Rules: k.Name, Observation: ev.observation()}
 	ob := d.Observation
 	if !ob.At.IsZero() && !ev.FaultStart.IsZero() {

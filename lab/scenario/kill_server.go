@@ -165,10 +165,33 @@ func (r *Run) afterNextEcho(ctx context.Context) error {
 	if r.Opt.Idle {
 		return nil
 	}
-	n := countEv(r.client.snapshot(), "read")
+	per := max(r.Scenario.WritesPerLine, 1)
+	n := echoedLines(r.client.snapshot(), per)
 	wctx, cancel := context.WithTimeout(ctx, 2*r.Opt.Interval+10*time.Second)
 	defer cancel()
 	return r.client.waitFor(wctx, "the next echo", func(evs []echo.Event) bool {
-		return countEv(evs, "read") > n
+		return echoedLines(evs, per) > n
 	})
+}
+
+// echoedLines counts the lines echoed whole: a read that brings the bytes
+// read up to the bytes written, once the line's writes (per) are all done.
+// A loaded server may echo a line's first part before its second is
+// written; that is not the end of the line.
+func echoedLines(evs []echo.Event, per int) int {
+	lines, writes, wrote, read := 0, 0, 0, 0
+	for _, e := range evs {
+		switch e.Ev {
+		case "write":
+			writes++
+			wrote += e.Bytes
+		case "read":
+			read += e.Bytes
+			if writes >= per && read >= wrote && wrote > 0 {
+				lines++
+				writes = 0
+			}
+		}
+	}
+	return lines
 }

@@ -116,8 +116,17 @@ func TestSigpipeExpectation(t *testing.T) {
 		{Options{Client: ClientClassic, SigpipeIgnore: true}, model.EPIPE},
 		{Options{Client: ClientGo}, model.EPIPE},
 	}
+	// The kill lands while the client sleeps between lines (its last line,
+	// in two writes, echoed whole): two writes meet the FIN.
+	f := time.Unix(1795614000, 0)
+	wire := &Wire{FIN: f.Add(50 * time.Millisecond), Segments: []Segment{
+		{At: f.Add(-400 * time.Millisecond), Out: true, Seq: 1, Len: 1, Flags: tcpACK},
+		{At: f.Add(-200 * time.Millisecond), Out: true, Seq: 2, Len: 14, Flags: tcpACK},
+		{At: f.Add(-190 * time.Millisecond), Seq: 100, Len: 15, Flags: tcpACK},
+		{At: f.Add(50 * time.Millisecond), Seq: 115, Flags: tcpACK | tcpFIN},
+	}}
 	for _, c := range cases {
-		got := sigpipe.Expect(&Evidence{Opt: c.opt}, Kernel).Exp
+		got := sigpipe.Expect(&Evidence{Opt: c.opt, Wire: wire, WritesPerLine: 2, FaultStart: f, FaultAt: f}, Kernel).Exp
 		if len(got.Errors) != 1 || got.Errors[0] != c.want {
 			t.Errorf("%+v: expected %v, want %s", c.opt, got.Errors, c.want)
 		}

@@ -192,20 +192,30 @@ func TestFinDetect(t *testing.T) {
 		{Event: echo.Event{Ev: "write", Seq: 3}, At: f.Add(900 * ms)},
 	}}
 	ev.Wire = &Wire{Segments: []Segment{
+		{At: f.Add(-1999 * ms), Out: true, Seq: 500, Len: 7, Flags: tcpACK},
 		{At: f.Add(-1996 * ms), Seq: 1, Len: 7, Flags: tcpACK},
+		{At: f.Add(-999 * ms), Out: true, Seq: 507, Len: 7, Flags: tcpACK},
 		{At: f.Add(-998 * ms), Seq: 8, Len: 7, Flags: tcpACK},
 	}}
 	fin := f.Add(15 * ms)
-	s, errs, _, err := finDetect(ev, fin)
+	s, _, errs, _, err := finDetect(ev, fin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Lo != f.Add(900*ms) || s.Hi != f.Add(908*ms) || len(errs) != 2 {
 		t.Errorf("blocking: %v..%v %v, want the next write + 8 ms turnaround, EOF or ECONNRESET", s.Lo.Sub(f), s.Hi.Sub(f), errs)
 	}
+	// A line written before the FIN and not yet echoed: str_cli is blocked
+	// in its read, and learns as the FIN arrives.
+	blocked := *ev
+	blocked.Wire = &Wire{Segments: append(append([]Segment(nil), ev.Wire.Segments...), Segment{At: f.Add(5 * ms), Out: true, Seq: 20, Len: 7, Flags: tcpACK})}
+	s, k, errs, _, _ := finDetect(&blocked, fin)
+	if s.Lo != fin || s.Hi != fin || k.Lo != fin || len(errs) != 1 || errs[0] != model.EOF {
+		t.Errorf("blocked in read: %v..%v %v", s.Lo.Sub(f), s.Hi.Sub(f), errs)
+	}
 	ev.Opt.Read = "event"
-	s, errs, _, _ = finDetect(ev, fin)
-	if s.Lo != fin || s.Hi != fin.Add(4*ms) || errs[0] != model.EOF { // The client's 4 ms reaction.
+	s, _, errs, _, _ = finDetect(ev, fin)
+	if s.Lo != fin || s.Hi != fin || errs[0] != model.EOF {
 		t.Errorf("event: %v..%v %v", s.Lo.Sub(f), s.Hi.Sub(f), errs)
 	}
 	if r := finCheck(fin, killFINSpan(ev), f); r.Verdict != model.Expected {
@@ -303,5 +313,21 @@ func TestKeepaliveReadBack(t *testing.T) {
 	j := deadPeerExpect(ev, Kernel)
 	if j.Exp.Window == nil || j.Exp.Window.Nominal != 3*time.Second || !strings.Contains(j.Exp.Reason, "the socket holds 2.000 s") {
 		t.Fatalf("expectation %+v", j.Exp)
+	}
+}
+
+func TestEchoedLines(t *testing.T) {
+	w := func(n int) echo.Event { return echo.Event{Ev: "write", Bytes: n} }
+	r := func(n int) echo.Event { return echo.Event{Ev: "read", Bytes: n} }
+	// --twice: 1 byte, then 14; the server echoes the first part alone.
+	evs := []echo.Event{w(1), r(1), w(14), r(14), w(1), w(14), r(15)}
+	if got := echoedLines(evs, 2); got != 2 {
+		t.Errorf("twice: %d lines, want 2 (a partial echo is not a line)", got)
+	}
+	if got := echoedLines(evs[:2], 2); got != 0 {
+		t.Errorf("first part echoed alone: %d lines, want 0", got)
+	}
+	if got := echoedLines([]echo.Event{w(15), r(15), w(15), r(15)}, 1); got != 2 {
+		t.Errorf("one write a line: %d, want 2", got)
 	}
 }

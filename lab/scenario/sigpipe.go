@@ -23,7 +23,8 @@ var sigpipe = Scenario{
 			o.Client = ClientClassic
 		}
 	},
-	Own: []string{"sigpipe-ignore"},
+	Own:           []string{"sigpipe-ignore"},
+	WritesPerLine: 2,
 	ClientFlags: func(classic bool) []string {
 		// Two writes 200 ms apart after each line, without reading between.
 		if classic {
@@ -41,13 +42,20 @@ var sigpipe = Scenario{
 		case ev.Opt.Client != ClientClassic:
 			why = "Go ignores SIGPIPE on sockets, so the second write fails with EPIPE"
 		}
-		j := Judgement{Exp: model.Expectation{Errors: errs, Reason: why}}
 		if ev.Wire == nil || ev.Wire.FIN.IsZero() {
-			j.Checks = []model.Result{{Verdict: model.Unknown, Why: "no FIN from the server on the client's wire"}}
-		} else {
-			j.Checks = []model.Result{finCheck(ev.Wire.FIN, killFINSpan(ev), ev.FaultAt)}
+			return finJudgement(ev, killFINSpan(ev)) // No FIN: missing, or a RST for unread data.
 		}
-		return j
+		// SIGPIPE needs two writes after the FIN: the first draws the RST,
+		// the second meets it. A FIN that arrives while the client reads an
+		// echo, or between a line's two writes, leaves fewer, and the read
+		// sees the FIN instead.
+		if st := clientAt(ev, ev.Wire.FIN, writesPerLine(ev)); st.inRead || st.writesLeft < 2 {
+			j := finJudgement(ev, killFINSpan(ev))
+			j.Exp.Reason = "the FIN arrived in the middle of a line, so fewer than two writes met it: " + j.Exp.Reason
+			return j
+		}
+		return Judgement{Exp: model.Expectation{Errors: errs, Reason: why},
+			Checks: []model.Result{finCheck(ev.Wire.FIN, killFINSpan(ev), ev.FaultAt)}}
 	},
 	Bound: func(ev *Evidence) time.Duration { return 30*time.Second + 2*ev.Opt.Interval },
 }
