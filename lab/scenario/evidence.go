@@ -31,6 +31,7 @@ const (
 	markSigkill = "sigkill"
 	markLinkUp  = "link_up"
 	markBooting = "booting"
+	markExited  = "all_exited"
 )
 
 // GuestEvent is an echo program's event placed on the host's clock.
@@ -271,6 +272,9 @@ func consoleMarks(path string, labIP string, place func(boot int, mono int64) (t
 			name = markSigterm
 		case strings.HasPrefix(msg, "sending SIGKILL"):
 			name = markSigkill
+		case msg == "all processes exited" || msg == "syncing file systems":
+			// The init syncs once every process is gone (or the wait timed out).
+			name = markExited
 		case strings.HasPrefix(msg, "net: ") && strings.Contains(msg, " up with "+labIP+"/"):
 			name = markLinkUp
 		default:

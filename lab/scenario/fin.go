@@ -118,13 +118,45 @@ func clientAt(ev *Evidence, t time.Time, per int) clientState {
 // writesPerLine is the client's writes per line.
 func writesPerLine(ev *Evidence) int { return max(ev.WritesPerLine, 1) }
 
-// nthWriteAfter is the client's n-th write (1-based) at or after t.
+// newData lists the client's segments that carried new data (not
+// retransmissions), in order: one per write of a short line.
+func newData(ev *Evidence) []Segment {
+	var out []Segment
+	var nxt uint32
+	have := false
+	if ev.Wire == nil {
+		return nil
+	}
+	for _, s := range ev.Wire.Segments {
+		if !s.Out || s.Len == 0 {
+			continue
+		}
+		end := s.Seq + uint32(s.Len)
+		if !have || seqAfter(end, nxt) {
+			out = append(out, s)
+			nxt, have = end, true
+		}
+	}
+	return out
+}
+
+// nthWriteAfter is the client's n-th write (1-based) of those whose data
+// reached the wire at or after t: the wire orders writes against the FIN,
+// the client's own event (stamped after the call returns) dates it.
 func nthWriteAfter(ev *Evidence, t time.Time, n int) (GuestEvent, bool) {
+	before := 0
+	for _, s := range newData(ev) {
+		if s.At.Before(t) {
+			before++
+		}
+	}
+	i := 0
 	for _, e := range ev.Client {
-		if e.Ev == "write" && !e.At.Before(t.Add(-e.Uncert)) {
-			if n--; n == 0 {
-				return e, true
-			}
+		if e.Ev != "write" {
+			continue
+		}
+		if i++; i == before+n {
+			return e, true
 		}
 	}
 	return GuestEvent{}, false

@@ -67,6 +67,13 @@ func shutdownExpect(ev *Evidence, k Rules) Judgement {
 		}
 		span = Span{Lo: kill.At, Hi: kill.At.Add(rtt), Slack: kill.Uncert,
 			Basis: fmt.Sprintf("the init's SIGKILL %.3f s after its SIGTERM (grace %s), plus the turnaround", kill.At.Sub(term.At).Seconds(), fmtSecs(ev.Grace))}
+		if gone, ok := ev.mark(markExited, 0); ok && gone.At.After(kill.At) {
+			// A killed task closes its sockets as it runs its exit, which a
+			// loaded guest may schedule late; the init saw them all gone.
+			span.Hi, span.Slack = gone.At.Add(rtt), max(kill.Uncert, gone.Uncert)
+			span.Basis = fmt.Sprintf("from the init's SIGKILL %.3f s after its SIGTERM (grace %s) to its seeing every process gone %.3f s later, plus the turnaround",
+				kill.At.Sub(term.At).Seconds(), fmtSecs(ev.Grace), gone.At.Sub(kill.At).Seconds())
+		}
 		j := finJudgement(ev, span)
 		if g := kill.At.Sub(term.At); g < ev.Grace-kill.Uncert-term.Uncert {
 			j.Checks = append(j.Checks, model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("the init sent SIGKILL %s after SIGTERM, before its %s grace", fmtSecs(g), fmtSecs(ev.Grace))})
