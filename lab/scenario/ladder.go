@@ -18,6 +18,10 @@ type Rung struct {
 	Armed time.Duration `json:"armed_ns"`
 	// ArmedFrom says where Armed comes from: "tcp_info" or "model".
 	ArmedFrom string `json:"armed_from"`
+	// Queued is true for a retransmission the kernel made (TCP_INFO counts
+	// it) that never reached the wire: queued behind a neighbour resolution
+	// that failed. At is then the first TCP_INFO sample counting it, a bound.
+	Queued bool `json:"queued,omitempty"`
 }
 
 // Ladder is a dead peer's retransmission ladder as measured in a run: what
@@ -147,6 +151,18 @@ func measureLadder(ev *Evidence, ut time.Duration, thin bool) (*Ladder, error) {
 		}
 		l.Rungs = append(l.Rungs, r)
 	}
+	// Retransmissions TCP_INFO counts beyond the wire's were queued behind a
+	// failed neighbour resolution and dropped: the first sample counting
+	// each bounds when it was made.
+	for _, s := range infos {
+		n := int(s.TCPInfo.Retransmits)
+		if s.At.Before(ev.FaultStart) || s.TCPInfo.Unacked == 0 || n <= len(l.Rungs) {
+			continue
+		}
+		for len(l.Rungs) < n {
+			l.Rungs = append(l.Rungs, Rung{At: s.At.Add(s.Uncert), Armed: time.Duration(s.TCPInfo.RTOus) * time.Microsecond, ArmedFrom: "tcp_info", Queued: true})
+		}
+	}
 	for _, s := range infos {
 		if s.At.Before(ev.FaultStart) || s.TCPInfo.Unacked == 0 {
 			continue
@@ -172,7 +188,7 @@ func measureLadder(ev *Evidence, ut time.Duration, thin bool) (*Ladder, error) {
 	l.Late = append(l.Late, l.Rungs[0].At.Sub(from.Add(l.Base)))
 	rs := l.Rungs[0].At
 	for i := 1; i < len(l.Rungs); i++ {
-		if reverted[i-1] {
+		if reverted[i-1] || l.Rungs[i].Queued || l.Rungs[i-1].Queued {
 			continue // An ICMP re-armed this timer: not a plain expiry.
 		}
 		prev := l.Rungs[i-1]
