@@ -80,10 +80,11 @@ type Figure struct {
 	Scenario string
 	Variant  string
 	Groups   []*Group
+	anchor   string
 }
 
 // Anchor is the figure's HTML id.
-func (f *Figure) Anchor() string { return "cell-" + slug(f.Scenario+"-"+f.Variant) }
+func (f *Figure) Anchor() string { return f.anchor }
 
 // Title names the figure as on the command line.
 func (f *Figure) Title() string { return cellName(f.Scenario, f.Variant) }
@@ -100,13 +101,14 @@ func cellName(scen, variant string) string {
 // in the order the campaign first lists them.
 func Figures(c *Campaign) []*Figure {
 	var figs []*Figure
+	anchors := map[string]bool{}
 	byFig := map[[2]string]*Figure{}
 	byGroup := map[[3]string]*Group{}
 	for _, r := range c.Runs {
 		fk := [2]string{r.Scenario, r.VariantName}
 		f, ok := byFig[fk]
 		if !ok {
-			f = &Figure{Scenario: r.Scenario, Variant: r.VariantName}
+			f = &Figure{Scenario: r.Scenario, Variant: r.VariantName, anchor: unique(anchors, "cell-"+slug(r.Scenario+" "+r.VariantName), "-")}
 			byFig[fk] = f
 			figs = append(figs, f)
 		}

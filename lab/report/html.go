@@ -2,10 +2,13 @@ package report
 
 import (
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"io"
 	"strings"
+
+	"codeberg.org/go-fonts/liberation/liberationsansregular"
 )
 
 //go:embed report.html.tmpl
@@ -16,22 +19,34 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"statuses": func() []Status { return Statuses },
 }).Parse(pageSource))
 
+// plotFontFace embeds the plots' typeface once in the page, so that their
+// text has the widths gonum measured it with on any machine (a fallback
+// font is wider, and labels then run into the axes). Liberation Sans is
+// under the SIL Open Font License.
+func plotFontFace() template.CSS {
+	return template.CSS(`@font-face { font-family: "hostlab-plot"; src: url(data:font/ttf;base64,` +
+		base64.StdEncoding.EncodeToString(liberationsansregular.TTF) + `) format("truetype"); }`)
+}
+
 // pageView is what the template shows.
 type pageView struct {
-	Title      string
-	Dir        string
-	Generated  string
-	Headline   string
-	BudgetLine string
-	Worst      Status
-	Totals     Counts
-	Planned    int
-	Kernels    []string
-	Notes      []string
-	Plain      bool
-	Summary    []summaryFig
-	Attention  []attnView
-	Cells      []cellView
+	FontFace    template.CSS
+	MultiKernel bool
+	BudgetHead  string
+	Title       string
+	Dir         string
+	Generated   string
+	Headline    string
+	BudgetLine  string
+	Worst       Status
+	Totals      Counts
+	Planned     int
+	Kernels     []string
+	Notes       []string
+	Plain       bool
+	Summary     []summaryFig
+	Attention   []attnView
+	Cells       []cellView
 }
 
 // summaryFig is a scenario × variant in the summary table: a row per kernel.
@@ -53,7 +68,8 @@ type summaryRow struct {
 	WorstRun  string
 	WorstLink string
 	Budget    string
-	BudgetOK  string // "met", "missed", "unknown" or ""
+	BudgetOK  string // "met", "missed", "nobudget" (cannot tell) or ""
+	Window    string
 }
 
 // attnView is a run that needs a look.
@@ -101,6 +117,7 @@ type runView struct {
 // WriteHTML writes the report page.
 func (rep *Report) WriteHTML(w io.Writer) error {
 	v := pageView{
+		FontFace: plotFontFace(), MultiKernel: len(rep.Kernels()) > 1, BudgetHead: rep.budgetHead(),
 		Title: rep.Campaign.Name, Dir: rep.Campaign.Dir, Generated: rep.Generated.UTC().Format("2006-01-02 15:04 MST"),
 		Headline: rep.Headline(), BudgetLine: rep.BudgetLine(), Totals: rep.Totals(), Planned: rep.Campaign.Planned,
 		Kernels: rep.Kernels(), Notes: rep.Campaign.Notes, Plain: rep.Campaign.Plain,
@@ -153,29 +170,53 @@ func (rep *Report) summaryRow(g *Group) summaryRow {
 		row.Predicted = rangeText(*p)
 	}
 	if w := g.Window(); w != nil {
-		if row.Predicted != "" {
-			row.Predicted += " "
-		}
-		row.Predicted += fmt.Sprintf("(window %.3f–%.3f)", w.Lo, w.Hi)
+		row.Window = rangeText(*w)
 	}
 	if w := g.Worst(); w != nil {
-		row.WorstRun, row.WorstLink = fmt.Sprintf("%.3f s", *w.Observed.DetectS), "#"+w.Anchor()
+		row.WorstRun, row.WorstLink = fmt.Sprintf("%.3f", *w.Observed.DetectS), "#"+w.Anchor()
 	}
 	if g.Budget != nil {
-		row.Budget = secs(*g.Budget)
+		if rep.budgetHead() == "" {
+			row.Budget = secs(*g.Budget) + " "
+		}
 		switch {
 		case g.Missed > 0:
 			row.BudgetOK = "missed"
-			row.Budget += fmt.Sprintf(" · missed by %d", g.Missed)
-		case g.Met > 0 && g.NoBudgetCall == 0:
+			row.Budget += fmt.Sprintf("missed %d/%d", g.Missed, g.Met+g.Missed+g.NoBudgetCall)
+		case g.NoBudgetCall == 0:
 			row.BudgetOK = "met"
-			row.Budget += " · met"
+			row.Budget += "met"
+		case g.Met == 0:
+			row.BudgetOK = "nobudget"
+			row.Budget += "no detection"
 		default:
-			row.BudgetOK = "unknown"
-			row.Budget += fmt.Sprintf(" · met by %d, %d unknown", g.Met, g.NoBudgetCall)
+			row.BudgetOK = "nobudget"
+			row.Budget += fmt.Sprintf("met %d, %d no detection", g.Met, g.NoBudgetCall)
 		}
 	}
 	return row
+}
+
+// budgetHead is the budget for the summary's column head when every cell
+// has the same one ("" otherwise).
+func (rep *Report) budgetHead() string {
+	var b *float64
+	for _, f := range rep.Figures {
+		for _, g := range f.Groups {
+			switch {
+			case g.Budget == nil:
+				return ""
+			case b == nil:
+				b = g.Budget
+			case *b != *g.Budget:
+				return ""
+			}
+		}
+	}
+	if b == nil {
+		return ""
+	}
+	return secs(*b)
 }
 
 // runView fills a run's section.
@@ -201,6 +242,8 @@ func (rep *Report) runView(r *Run) runView {
 				v.Window += fmt.Sprintf(", nominal %.3f s", *r.PredictedS)
 			}
 			v.Basis = w.Basis
+		} else if r.PredictedS != nil {
+			v.Window = fmt.Sprintf("nominal %.3f s", *r.PredictedS)
 		}
 		v.Observed = orNothing(r.Observed.Error)
 		if d := r.Observed.DetectS; d != nil {

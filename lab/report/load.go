@@ -83,12 +83,17 @@ type Run struct {
 	// HasResult is true when the run recorded a result (a line, or a
 	// result.json); false for a folder the run left behind without one.
 	HasResult bool
-	// key is the run's unique key, set by Load.
-	key string
+	// key and anchor are the run's unique key and HTML id, set by Load.
+	key, anchor string
 }
 
 // Anchor is the run's HTML id.
-func (r *Run) Anchor() string { return "run-" + slug(r.Key()) }
+func (r *Run) Anchor() string {
+	if r.anchor != "" {
+		return r.anchor
+	}
+	return "run-" + slug(r.Key())
+}
 
 // Key identifies the run within the campaign: its id, else its folder's
 // name, made unique by Load with a "#N" suffix (a cell run again).
@@ -170,14 +175,11 @@ func Load(dir string) (*Campaign, error) {
 	if !c.Plain {
 		c.adopt()
 	}
-	seen = map[string]bool{}
+	keys, anchors := map[string]bool{}, map[string]bool{}
 	for _, r := range c.Runs {
 		r.Status = statusOf(r)
-		k := r.baseKey()
-		for n := 2; seen[k]; n++ {
-			k = fmt.Sprintf("%s#%d", r.baseKey(), n)
-		}
-		seen[k], r.key = true, k
+		r.key = unique(keys, r.baseKey(), "#")
+		r.anchor = unique(anchors, "run-"+slug(r.key), "-")
 	}
 	return c, nil
 }
@@ -265,6 +267,17 @@ func (c *Campaign) resolve(runDir string) string {
 		}
 	}
 	return ""
+}
+
+// unique returns s, or s with the first free suffix sep+N, and marks it
+// taken.
+func unique(taken map[string]bool, s, sep string) string {
+	u := s
+	for n := 2; taken[u]; n++ {
+		u = fmt.Sprintf("%s%s%d", s, sep, n)
+	}
+	taken[u] = true
+	return u
 }
 
 // runFolderName matches a run folder's name: TIMESTAMP-SCENARIO.
@@ -471,16 +484,20 @@ func statusOf(r *Run) Status {
 	return StatusUnknown
 }
 
-// slug makes s safe for an HTML id.
+// slug makes s an HTML id and CSS selector: lowercase letters and digits
+// joined by single dashes.
 func slug(s string) string {
 	var b strings.Builder
+	dash := false
 	for _, r := range strings.ToLower(s) {
 		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
 			b.WriteRune(r)
-		default:
+			dash = false
+		case !dash && b.Len() > 0:
 			b.WriteByte('-')
+			dash = true
 		}
 	}
-	return b.String()
+	return strings.TrimSuffix(b.String(), "-")
 }

@@ -82,8 +82,9 @@ func svgOf(width vg.Length, heights []vg.Length, plots ...*plot.Plot) (string, e
 	dc := draw.New(c)
 	cans := make([]draw.Canvas, len(plots))
 	top := total
+	const pad = 4 // Points kept clear at the left and right edges.
 	for i := range plots {
-		cans[i] = draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: 0, Y: top - heights[i]}, Max: vg.Point{X: width, Y: top}}}
+		cans[i] = draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{Min: vg.Point{X: pad, Y: top - heights[i]}, Max: vg.Point{X: width - pad, Y: top}}}
 		top -= heights[i]
 	}
 	// Align the data areas: the widest left margin and the narrowest right
@@ -225,7 +226,12 @@ func (ls labels) Plot(c draw.Canvas, p *plot.Plot) {
 		sty := p.X.Tick.Label
 		sty.Font = font.From(plotFont, 7)
 		sty.Color, sty.XAlign, sty.YAlign = l.color, l.xalign, draw.YCenter
-		c.FillText(sty, vg.Point{X: trX(l.x) + l.dx, Y: trY(l.y) + l.dy}, l.text)
+		x := trX(l.x) + l.dx
+		if l.xalign == draw.XLeft && x+sty.Width(l.text) > c.Max.X {
+			// No room on the right: put it on the left of its point.
+			sty.XAlign, x = draw.XRight, trX(l.x)-l.dx
+		}
+		c.FillText(sty, vg.Point{X: x, Y: trY(l.y) + l.dy}, l.text)
 	}
 }
 
@@ -261,29 +267,35 @@ func DetectionSVG(d Detection) (string, error) {
 	var ss segs
 	var gs glyphs
 	var ls labels
+	dotHalf := laneSpread / 2
 	for _, ln := range d.Lanes {
-		if w := ln.Window; w != nil {
-			p.Add(rect{w.Lo, w.Hi, ln.Y - laneHalf, ln.Y + laneHalf, colWindow})
+		if n := len(ln.Dots); n > 1 {
+			dotHalf = min(dotHalf, laneSpread/float64(n-1)*0.45)
 		}
-		if n := ln.Nominal; n != nil {
-			if n.Hi-n.Lo > 0 {
-				p.Add(rect{n.Lo, n.Hi, ln.Y - laneHalf, ln.Y + laneHalf, color.NRGBA{0x1a, 0x7f, 0x37, 0x40}})
+	}
+	for _, ln := range d.Lanes {
+		// Each run's own window and nominal, in its row.
+		for _, dt := range ln.Dots {
+			if w := dt.Window; w != nil {
+				p.Add(rect{w.Lo, w.Hi, dt.Y - dotHalf, dt.Y + dotHalf, colWindow})
 			}
-			ss = append(ss, seg{n.Lo, ln.Y - laneHalf, n.Lo, ln.Y + laneHalf, line(colExpected, 1.2, 3, 2)})
+			if n := dt.Nominal; n != nil {
+				ss = append(ss, seg{*n, dt.Y - dotHalf*1.3, *n, dt.Y + dotHalf*1.3, line(colExpected, 1.2)})
+			}
 		}
 		if ln.Min != nil {
-			ss = append(ss, seg{*ln.Min, ln.Y, *ln.Max, ln.Y, line(colSpread, 1)})
-			ss = append(ss, seg{*ln.Median, ln.Y - laneHalf*0.7, *ln.Median, ln.Y + laneHalf*0.7, line(colInk, 1.6)})
+			ss = append(ss, seg{*ln.Min, ln.Y, *ln.Max, ln.Y, line(colSpread, 0.8, 2, 2)})
+			ss = append(ss, seg{*ln.Median, ln.Y - laneHalf, *ln.Median, ln.Y + laneHalf, line(colInk, 1.4)})
 		}
 		for _, dt := range ln.Dots {
 			col := statusColor(dt.Status)
 			if dt.Uncert > 0 {
-				ss = append(ss, seg{dt.T - dt.Uncert, dt.Y, dt.T + dt.Uncert, dt.Y, line(col, 0.8)})
+				ss = append(ss, seg{dt.T - dt.Uncert, dt.Y, dt.T + dt.Uncert, dt.Y, line(col, 0.9)})
 			}
-			gs = append(gs, glyph{dt.T, dt.Y, mark(col, 2.6, draw.CircleGlyph{})})
+			gs = append(gs, glyph{dt.T, dt.Y, mark(col, 2.8, draw.CircleGlyph{})})
 		}
 		if ln.Undetected > 0 {
-			ls = append(ls, label{d.XMax, ln.Y + laneHalf*0.75, -2, 0, fmt.Sprintf("%d without detection", ln.Undetected), colMuted, draw.XRight})
+			ls = append(ls, label{d.XMax, ln.Y - laneHalf, -2, 4, fmt.Sprintf("%d without detection", ln.Undetected), colMuted, draw.XRight})
 		}
 	}
 	p.Add(ss, gs, ls)
@@ -295,7 +307,11 @@ func DetectionSVG(d Detection) (string, error) {
 			p.Add(labels{{d.XMax, p.Y.Max, -2, -5, "budget " + secs(*d.Budget) + " →", colBudget, draw.XRight}})
 		}
 	}
-	h := vg.Points(46 + 30*float64(len(d.Lanes)))
+	rows := 0
+	for _, ln := range d.Lanes {
+		rows += max(len(ln.Dots), 2)
+	}
+	h := vg.Points(44 + 11*float64(rows) + 8*float64(len(d.Lanes)))
 	return svgOf(vg.Points(560), []vg.Length{h}, p)
 }
 
@@ -460,6 +476,9 @@ func TimelineSVG(tl Timeline, status Status) (string, error) {
 			dy = -8
 		}
 		ls = append(ls, label{m.T, laneServer + 0.4, 3, dy, strings.ReplaceAll(m.Label, "_", " "), colServer, draw.XLeft})
+	}
+	if tl.Beyond != "" {
+		ls = append(ls, label{tl.XMax, laneClient + 0.45, -2, 0, tl.Beyond, colExpected, draw.XRight})
 	}
 	bottom.Add(gs, ls)
 	width := vg.Points(560)

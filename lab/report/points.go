@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -42,7 +43,8 @@ type Lane struct {
 	Undetected int `json:"undetected,omitempty"`
 }
 
-// Dot is one run in a detection plot.
+// Dot is one run in a detection plot, with its own prediction: each run is
+// judged against the window its own evidence gives.
 type Dot struct {
 	Run    string  `json:"run"`
 	Rep    int     `json:"rep"`
@@ -50,6 +52,10 @@ type Dot struct {
 	T      float64 `json:"t_s"`
 	Uncert float64 `json:"uncert_s"`
 	Status Status  `json:"status"`
+	// Window is the run's predicted window and Nominal its nominal
+	// prediction (nil: none).
+	Window  *Range   `json:"window,omitempty"`
+	Nominal *float64 `json:"nominal_s,omitempty"`
 }
 
 // laneHalf is half a lane's height: dots spread within ±laneSpread of the
@@ -79,9 +85,19 @@ func Detections(f *Figure) Detection {
 			t := round6(*r.Observed.DetectS)
 			y := ln.Y
 			if len(dots) > 1 {
-				y += laneSpread * (2*float64(k)/float64(len(dots)-1) - 1)
+				y -= laneSpread * (2*float64(k)/float64(len(dots)-1) - 1) // The first run on top.
 			}
-			ln.Dots = append(ln.Dots, Dot{Run: r.Key(), Rep: r.Rep, Y: round6(y), T: t, Uncert: round6(r.Observed.DetectPlusS), Status: r.Status})
+			dt := Dot{Run: r.Key(), Rep: r.Rep, Y: round6(y), T: t, Uncert: round6(r.Observed.DetectPlusS), Status: r.Status}
+			if w := r.Expected.Window; w != nil {
+				dt.Window = &Range{round6(w.EarliestS), round6(w.LatestS)}
+				hi, lo = max(hi, w.LatestS), min(lo, w.EarliestS)
+			}
+			if r.PredictedS != nil {
+				p := round6(*r.PredictedS)
+				dt.Nominal = &p
+				hi = max(hi, p)
+			}
+			ln.Dots = append(ln.Dots, dt)
 			ts = append(ts, t)
 			hi, lo = max(hi, t+r.Observed.DetectPlusS), min(lo, t)
 		}
@@ -91,11 +107,6 @@ func Detections(f *Figure) Detection {
 			ln.Min, ln.Median, ln.Max = &mn, &md, &mx
 		}
 		ln.Nominal, ln.Window = roundRange(g.Predicted()), roundRange(g.Window())
-		for _, rg := range []*Range{ln.Nominal, ln.Window} {
-			if rg != nil {
-				hi, lo = max(hi, rg.Hi), min(lo, rg.Lo)
-			}
-		}
 		if g.Budget != nil && (d.Budget == nil || *g.Budget > *d.Budget) {
 			b := *g.Budget
 			d.Budget = &b
@@ -155,9 +166,11 @@ type Timeline struct {
 	Window  *Range   `json:"window,omitempty"`
 	Nominal *float64 `json:"nominal_s,omitempty"`
 	Budget  *float64 `json:"budget_s,omitempty"`
-	// XMin and XMax bound the time axis.
-	XMin float64 `json:"x_min"`
-	XMax float64 `json:"x_max"`
+	// XMin and XMax bound the time axis; Beyond names what lies past XMax
+	// (a prediction far beyond the evidence, e.g. a run hostlab stopped).
+	XMin   float64 `json:"x_min"`
+	XMax   float64 `json:"x_max"`
+	Beyond string  `json:"beyond,omitempty"`
 	// Notes say what is missing.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -185,14 +198,14 @@ func TimelineOf(key string, res *scenario.Result, ev *scenario.Evidence, budget 
 	switch {
 	case res != nil && !res.FaultAt.IsZero():
 		origin, tl.Origin = res.FaultAt, "fault_at"
-		if res.FaultUncertS != nil {
+		if res.FaultUncertS != nil && pinned(res.FaultAt, ev) {
 			tl.Pinned = &Range{round6(-*res.FaultUncertS), round6(*res.FaultUncertS)}
 		}
 	case ev != nil && !ev.FaultAt.IsZero():
 		origin, tl.Origin = ev.FaultAt, "fault_at"
-		tl.Pinned = &Range{round6(-ev.FaultUncert.Seconds()), round6(ev.FaultUncert.Seconds())}
-	case ev != nil && !ev.FaultStart.IsZero():
-		origin, tl.Origin = ev.FaultStart, "fault_start"
+		if pinned(ev.FaultAt, ev) {
+			tl.Pinned = &Range{round6(-ev.FaultUncert.Seconds()), round6(ev.FaultUncert.Seconds())}
+		}
 	default:
 		tl.Origin = "start"
 		if ev != nil {
@@ -293,6 +306,14 @@ func TimelineOf(key string, res *scenario.Result, ev *scenario.Evidence, budget 
 	return tl
 }
 
+// pinned reports whether the fault instant at was pinned within the fault
+// call (a power cut's pause, a kill between two guest stamps) rather than
+// taken as the call's start, whose bound is then the call itself, drawn
+// already.
+func pinned(at time.Time, ev *scenario.Evidence) bool {
+	return ev == nil || ev.FaultStart.IsZero() || !ev.FaultStart.Equal(at)
+}
+
 // ladder fills the retransmission ladder: from the wire where the verdict
 // measured one, else from the TCP_INFO changes (each rise of retransmits).
 func (tl *Timeline) ladder(res *scenario.Result, rel func(time.Time) float64) {
@@ -372,15 +393,26 @@ func (tl *Timeline) bounds() {
 	for _, r := range tl.Rungs {
 		see(r.T)
 	}
-	if tl.Window != nil {
-		see(tl.Window.Lo, tl.Window.Hi)
-	}
-	if tl.Nominal != nil {
-		see(*tl.Nominal)
-	}
-	// The server's steps and the budget widen the axis only when they are
-	// near: a server booted again after the run is not part of its story.
+	// The prediction, the server's steps and the budget widen the axis only
+	// when they are near the evidence: a prediction far past a run hostlab
+	// stopped, or a server booted again after the run, would squash it.
 	core := hi
+	near := func(t float64) bool { return t <= max(3*core, core+5) }
+	if w := tl.Window; w != nil {
+		if near(w.Hi) {
+			see(w.Lo, w.Hi)
+		} else {
+			tl.Beyond = fmt.Sprintf("predicted %s–%s →", secs(w.Lo), secs(w.Hi))
+		}
+	}
+	if n := tl.Nominal; n != nil {
+		if near(*n) {
+			see(*n)
+		} else if tl.Beyond == "" {
+			tl.Beyond = fmt.Sprintf("predicted %s →", secs(*n))
+		}
+	}
+	core = hi
 	for _, m := range tl.Server {
 		if m.T <= 1.5*core {
 			see(m.T)
