@@ -20,6 +20,9 @@ const (
 	evKilled     = "killed"
 )
 
+// wireFile is the client's own capture in a run folder.
+const wireFile = "client.wire.pcap"
+
 // runTimeline reads a run's folder and returns its timeline data, noting
 // what could not be read.
 func runTimeline(r *Run) Timeline {
@@ -32,6 +35,9 @@ func runTimeline(r *Run) Timeline {
 	if r.Dir != "" {
 		var err error
 		ev, _, err = scenario.LoadEvidence(r.Dir)
+		if err == nil && ev.Wire == nil && !exists(filepath.Join(r.Dir, wireFile)) {
+			ev.WireErr = "no " + wireFile + " in the run folder: the wire is not drawn"
+		}
 		if err != nil {
 			// No result.json, or a timeline cut off: read what the
 			// timeline still holds (no wire without result.json).
