@@ -33,6 +33,7 @@ type pageView struct {
 	FontFace    template.CSS
 	MultiKernel bool
 	BudgetHead  string
+	HasBudget   bool
 	Title       string
 	Dir         string
 	Generated   string
@@ -123,6 +124,8 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		Kernels: rep.Kernels(), Notes: rep.Campaign.Notes, Plain: rep.Campaign.Plain,
 	}
 	v.Worst = v.Totals.Worst()
+	b, _, _, _ := rep.Budget()
+	v.HasBudget = b != nil
 	for _, f := range rep.Figures {
 		sf := summaryFig{Title: f.Title(), Anchor: f.Anchor()}
 		for _, g := range f.Groups {

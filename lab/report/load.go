@@ -172,7 +172,9 @@ func Load(dir string) (*Campaign, error) {
 			c.Runs = append(c.Runs, c.folderRun(f))
 		}
 	}
-	if !c.Plain {
+	if c.Plain {
+		c.namePlain()
+	} else {
 		c.adopt()
 	}
 	keys, anchors := map[string]bool{}, map[string]bool{}
@@ -351,6 +353,24 @@ func (c *Campaign) folderRun(dir string) *Run {
 	r.VariantName = unrecorded
 	r.Problems = append(r.Problems, "no line in "+ResultsFile+": the campaign did not record this run (interrupted?)")
 	return r
+}
+
+// namePlain names each plain variant (a folder of a bench's layout, e.g.
+// kill-server-read-event) by its flags, as the first of its runs with a
+// result records them, so that its runs without one stay with it.
+func (c *Campaign) namePlain() {
+	flags := map[[2]string]string{}
+	for _, r := range c.Runs {
+		k := [2]string{r.Scenario, r.VariantName}
+		if _, ok := flags[k]; !ok && r.HasResult {
+			flags[k] = optionFlags(r.Config.Options)
+		}
+	}
+	for _, r := range c.Runs {
+		if f, ok := flags[[2]string{r.Scenario, r.VariantName}]; ok {
+			r.VariantName = f
+		}
+	}
 }
 
 // unrecorded is the variant name of a run folder without a line, until its

@@ -152,7 +152,7 @@ func TestLoadPlainRuns(t *testing.T) {
 	for _, f := range Figures(c) {
 		names = append(names, f.Title())
 	}
-	if got, want := strings.Join(names, " | "), "kill-server read-event | kill-server | power-off"; got != want {
+	if got, want := strings.Join(names, " | "), "kill-server --read event | kill-server | power-off"; got != want {
 		t.Errorf("cells %q, want %q", got, want)
 	}
 	if _, err := Load(t.TempDir()); err == nil {
