@@ -30,8 +30,10 @@ timeline. A folder without results.jsonl is read as a folder of plain runs (e.g.
 				fmt.Printf("note: %s\n", n)
 			}
 			fmt.Println(rep.Headline())
-			if b := rep.BudgetLine(); b != "" {
-				fmt.Println(b)
+			for _, line := range []string{rep.BudgetLine(), rep.Pending()} {
+				if line != "" {
+					fmt.Println(line)
+				}
 			}
 			for _, f := range files {
 				fmt.Printf("wrote %s\n", f)

@@ -99,7 +99,7 @@ const checkPlots = `(() => {
 // TestReportInBrowser opens the fixture campaign's page in headless
 // Chromium: it must load without console errors and fetch nothing, and
 // every plot must be an SVG with content and a size. With -update it
-// retakes docs/report.png.
+// retakes docs/report.png and docs/report-run.png.
 func TestReportInBrowser(t *testing.T) {
 	exe := requireBrowser(t)
 	dir := fixtureCampaign(t)
@@ -143,7 +143,7 @@ func TestReportInBrowser(t *testing.T) {
 		t.Fatalf("open %s: %v", url, err)
 	}
 	if *update {
-		shot(t, bctx, filepath.Join("..", "..", "docs", "report.png"))
+		shot(t, bctx, filepath.Join("..", "..", "docs"))
 	}
 	plots, err := chromedp.Run(bctx, chromedp.Evaluate[[]plotCheck](checkPlots))
 	if err != nil {
@@ -171,22 +171,33 @@ func TestReportInBrowser(t *testing.T) {
 	}
 }
 
-// shot saves a screenshot of the top of the page: the answer and the
-// summary table.
-func shot(t *testing.T, ctx context.Context, path string) {
+// shot saves screenshots into dir: report.png, the top of the page (the
+// answer and the summary table), and report-run.png, a run's section with
+// its timeline.
+func shot(t *testing.T, ctx context.Context, dir string) {
 	t.Helper()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1200, 1180)); err != nil {
 		t.Fatal(err)
 	}
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	top, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(png) > 300<<10 {
-		t.Fatalf("screenshot is %d KiB, keep it under 300 KiB", len(png)>>10)
-	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	const run = "#run-power-off-sysctl-client-net-ipv4-tcp-retries2-5-linux-image-amd64-rep-3"
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.querySelector('`+run+`').open = true`)); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %s (%d KiB)", path, len(png)>>10)
+	sec, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(run)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, png := range map[string][]byte{"report.png": top, "report-run.png": sec} {
+		if len(png) > 300<<10 {
+			t.Fatalf("%s is %d KiB, keep it under 300 KiB", name, len(png)>>10)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s (%d KiB)", name, len(png)>>10)
+	}
 }

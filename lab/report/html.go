@@ -34,6 +34,7 @@ type pageView struct {
 	MultiKernel bool
 	BudgetHead  string
 	HasBudget   bool
+	Pending     string
 	Title       string
 	Dir         string
 	Generated   string
@@ -124,6 +125,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		Kernels: rep.Kernels(), Notes: rep.Campaign.Notes, Plain: rep.Campaign.Plain,
 	}
 	v.Worst = v.Totals.Worst()
+	v.Pending = rep.Pending()
 	b, _, _, _ := rep.Budget()
 	v.HasBudget = b != nil
 	for _, f := range rep.Figures {

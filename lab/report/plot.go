@@ -255,7 +255,7 @@ func DetectionSVG(d Detection) (string, error) {
 	p := newPlot()
 	p.X.Min, p.X.Max = d.XMin, d.XMax
 	p.X.Label.Text = "detection, seconds after the fault"
-	p.Y.Min, p.Y.Max = -0.5, float64(len(d.Lanes))-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(len(d.Lanes))-0.5+0.2 // Room on top for the budget's label.
 	var ticks []plot.Tick
 	for _, ln := range d.Lanes {
 		ticks = append(ticks, plot.Tick{Value: ln.Y, Label: laneName(ln)})
@@ -302,14 +302,14 @@ func DetectionSVG(d Detection) (string, error) {
 	if d.Budget != nil {
 		if *d.Budget <= d.XMax {
 			p.Add(vline{*d.Budget, line(colBudget, 1.2, 4, 3)})
-			p.Add(labels{{*d.Budget, p.Y.Max, 2, -5, "budget " + secs(*d.Budget), colBudget, draw.XLeft}})
+			p.Add(labels{{*d.Budget, p.Y.Max, 2, -4, "budget " + secs(*d.Budget), colBudget, draw.XLeft}})
 		} else {
 			p.Add(labels{{d.XMax, p.Y.Max, -2, -5, "budget " + secs(*d.Budget) + " →", colBudget, draw.XRight}})
 		}
 	}
 	rows := 0
 	for _, ln := range d.Lanes {
-		rows += max(len(ln.Dots), 2)
+		rows += min(max(len(ln.Dots), 2), 10) // Many runs share the rows.
 	}
 	h := vg.Points(44 + 11*float64(rows) + 8*float64(len(d.Lanes)))
 	return svgOf(vg.Points(560), []vg.Length{h}, p)

@@ -115,6 +115,21 @@ func (rep *Report) BudgetLine() string {
 	return s + "."
 }
 
+// Pending says how many runs campaign.json plans that have no line yet
+// ("" when none, or when the plan is unknown).
+func (rep *Report) Pending() string {
+	lines := 0
+	for _, r := range rep.Campaign.Runs {
+		if r.Line > 0 {
+			lines++
+		}
+	}
+	if n := rep.Campaign.Planned - lines; rep.Campaign.Planned > 0 && n > 0 {
+		return fmt.Sprintf("%s of the %d planned have no result yet (still running, or cut off).", plural(n, "run"), rep.Campaign.Planned)
+	}
+	return ""
+}
+
 // folderLink is the href of a run folder: relative to the campaign folder
 // (where report.html is) when inside it, else a file URL.
 func (rep *Report) folderLink(dir string) template.URL {

@@ -224,3 +224,29 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("json: totals %+v, %d runs", js.Totals, len(js.Runs))
 	}
 }
+
+func TestPlannedCells(t *testing.T) {
+	dir := fixtureCampaign(t)
+	cells := make([]map[string]any, 40)
+	for i := range cells {
+		cells[i] = map[string]any{"id": itoa(i)}
+	}
+	b, _ := json.Marshal(map[string]any{"cells": cells})
+	if err := os.WriteFile(filepath.Join(dir, CampaignFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := Build(c, fixedNow())
+	if c.Planned != 40 || rep.Pending() != "6 runs of the 40 planned have no result yet (still running, or cut off)." {
+		t.Errorf("planned %d, pending %q", c.Planned, rep.Pending())
+	}
+	if err := os.WriteFile(filepath.Join(dir, CampaignFile), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Load(dir); err != nil || c.Planned != 0 || len(c.Notes) != 1 {
+		t.Errorf("unreadable campaign.json: planned %d, notes %q, err %v", c.Planned, c.Notes, err)
+	}
+}
