@@ -154,6 +154,9 @@ func Load(dir string) (*Campaign, error) {
 	case err == nil:
 		c.readResults(b)
 	case errors.Is(err, fs.ErrNotExist):
+		if len(folders) == 0 && isRunFolder(abs) {
+			folders = []string{abs} // A single run's folder.
+		}
 		if len(folders) == 0 {
 			return nil, fmt.Errorf("load campaign %s: %w", dir, ErrNoRuns)
 		}
@@ -201,7 +204,7 @@ func (c *Campaign) readResults(b []byte) {
 		row, err := decodeRow(line)
 		if err != nil {
 			if i == last {
-				c.Notes = append(c.Notes, fmt.Sprintf("%s: the last line (%d, %d bytes) is torn and was ignored: the campaign was cut off while writing it (%v)", ResultsFile, i+1, len(line), err))
+				c.Notes = append(c.Notes, fmt.Sprintf("%s: the last line (%d, %d bytes) is torn and was ignored: the campaign was cut off while writing it, or is writing it now (%v)", ResultsFile, i+1, len(line), err))
 			} else {
 				c.Notes = append(c.Notes, fmt.Sprintf("%s: line %d is unreadable and was skipped: %v", ResultsFile, i+1, err))
 			}
@@ -299,7 +302,7 @@ func runFolders(dir string) ([]string, error) {
 		if !d.IsDir() || p == dir {
 			return nil
 		}
-		if runFolderName.MatchString(d.Name()) || exists(filepath.Join(p, "result.json")) || exists(filepath.Join(p, "timeline.jsonl")) {
+		if runFolderName.MatchString(d.Name()) || isRunFolder(p) {
 			out = append(out, filepath.Clean(p))
 			return filepath.SkipDir
 		}
@@ -307,6 +310,11 @@ func runFolders(dir string) ([]string, error) {
 	})
 	sort.Strings(out)
 	return out, err
+}
+
+// isRunFolder reports whether dir holds a run's result or timeline.
+func isRunFolder(dir string) bool {
+	return exists(filepath.Join(dir, "result.json")) || exists(filepath.Join(dir, "timeline.jsonl"))
 }
 
 func exists(p string) bool {

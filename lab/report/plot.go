@@ -119,6 +119,7 @@ type vband struct {
 	fill   color.Color
 }
 
+// Plot implements plot.Plotter.
 func (b vband) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, _ := p.Transforms(&c)
 	x0 := clampLen(trX(max(b.lo, p.X.Min)), c.Min.X, c.Max.X)
@@ -139,6 +140,7 @@ type vline struct {
 	style draw.LineStyle
 }
 
+// Plot implements plot.Plotter.
 func (l vline) Plot(c draw.Canvas, p *plot.Plot) {
 	if l.x < p.X.Min || l.x > p.X.Max {
 		return
@@ -154,6 +156,7 @@ type rect struct {
 	fill           color.Color
 }
 
+// Plot implements plot.Plotter.
 func (r rect) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
 	x0 := clampLen(trX(max(r.x0, p.X.Min)), c.Min.X, c.Max.X)
@@ -175,6 +178,7 @@ type seg struct {
 // segs draws line segments, clipped to the plot's x range.
 type segs []seg
 
+// Plot implements plot.Plotter.
 func (ss segs) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
 	for _, s := range ss {
@@ -195,6 +199,7 @@ type glyph struct {
 // glyphs draws markers that lie within the plot's x range.
 type glyphs []glyph
 
+// Plot implements plot.Plotter.
 func (gs glyphs) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
 	for _, g := range gs {
@@ -217,6 +222,7 @@ type label struct {
 // labels draws text labels within the plot's x range.
 type labels []label
 
+// Plot implements plot.Plotter.
 func (ls labels) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, trY := p.Transforms(&c)
 	for _, l := range ls {

@@ -285,7 +285,7 @@ func TimelineOf(key string, res *scenario.Result, ev *scenario.Evidence, budget 
 		slices.SortStableFunc(tl.Server, func(a, b Mark) int { return cmpFloat(a.T, b.T) })
 	}
 	if res != nil {
-		tl.ladder(res, rel)
+		tl.ladder(res, rel, !origin.IsZero())
 		if res.Observed.DetectS != nil {
 			lbl := res.Observed.Error
 			if lbl == "" {
@@ -315,9 +315,10 @@ func pinned(at time.Time, ev *scenario.Evidence) bool {
 }
 
 // ladder fills the retransmission ladder: from the wire where the verdict
-// measured one, else from the TCP_INFO changes (each rise of retransmits).
-func (tl *Timeline) ladder(res *scenario.Result, rel func(time.Time) float64) {
-	if l := res.WireLadder; l != nil && len(l.Rungs) > 0 {
+// measured one (and the origin is known: the wire's times are absolute),
+// else from the TCP_INFO changes (each rise of retransmits).
+func (tl *Timeline) ladder(res *scenario.Result, rel func(time.Time) float64, absolute bool) {
+	if l := res.WireLadder; l != nil && len(l.Rungs) > 0 && absolute {
 		tl.LadderFrom, tl.BaseRTO = "wire", round6(l.Base.Seconds())
 		s := rel(l.Sent)
 		tl.Sent = &s

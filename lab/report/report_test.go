@@ -250,3 +250,36 @@ func TestPlannedCells(t *testing.T) {
 		t.Errorf("unreadable campaign.json: planned %d, notes %q, err %v", c.Planned, c.Notes, err)
 	}
 }
+
+func TestLoadOneRunFolder(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, "testdata/runs/b/power-off/20261203T180705Z-power-off", dir)
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Runs) != 1 || c.Runs[0].Status != StatusExpected || c.Runs[0].Dir != c.Dir {
+		t.Fatalf("runs %+v", c.Runs)
+	}
+}
+
+func TestTimelineWithoutFolder(t *testing.T) {
+	// A line whose run folder is gone and that has no fault instant: the
+	// wire ladder's absolute times cannot be placed and are left out.
+	dir := fixtureCampaign(t)
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Runs {
+		if r.Result.WireLadder != nil {
+			r.Dir, r.FaultAt = "", time.Time{}
+			tl := runTimeline(r)
+			if tl.LadderFrom == "wire" || tl.XMax > 1e6 || tl.XMin < -1e6 {
+				t.Errorf("%s: ladder from %q, axis %v..%v", r.Key(), tl.LadderFrom, tl.XMin, tl.XMax)
+			}
+			return
+		}
+	}
+	t.Fatal("no run with a wire ladder")
+}
