@@ -208,7 +208,7 @@ func TestFinDetect(t *testing.T) {
 	// A line written before the FIN and not yet echoed: str_cli is blocked
 	// in its read, and learns as the FIN arrives.
 	blocked := *ev
-	blocked.Wire = &Wire{Segments: append(append([]Segment(nil), ev.Wire.Segments...), Segment{At: f.Add(5 * ms), Out: true, Seq: 20, Len: 7, Flags: tcpACK})}
+	blocked.Wire = &Wire{Segments: append(append([]Segment(nil), ev.Wire.Segments...), Segment{At: f.Add(5 * ms), Out: true, Seq: 514, Len: 7, Flags: tcpACK})}
 	s, k, errs, _, _ := finDetect(&blocked, fin)
 	if s.Lo != fin || s.Hi != fin || k.Lo != fin || len(errs) != 1 || errs[0] != model.EOF {
 		t.Errorf("blocked in read: %v..%v %v", s.Lo.Sub(f), s.Hi.Sub(f), errs)
