@@ -325,8 +325,8 @@ func unreadRSTJudgement(ev *Evidence, closeSpan Span) Judgement {
 		return j
 	}
 	j.Exp = model.Expectation{Errors: []string{model.ECONNRESET},
-		Reason: fmt.Sprintf("the client's line %.3f s after the fault reached the server (acknowledged) but was never read: its socket closed with unread data, so its kernel sent RST, not FIN, and the client's read fails as the RST arrives",
-			lastOut.Sub(ev.FaultAt).Seconds()),
+		Reason: fmt.Sprintf("the client's line sent %s reached the server (acknowledged) but was never read: its socket closed with unread data, so its kernel sent RST, not FIN, and the client's read fails as the RST arrives",
+			relFault(lastOut.Sub(ev.FaultAt))),
 		Window: Span{Lo: rst, Hi: rst, Nominal: rst, Basis: "the RST's arrival on the client's wire"}.window(ev.FaultAt)}
 	j.Checks = []model.Result{closeCheck(rst, "RST", closeSpan, ev.FaultAt)}
 	return j
@@ -352,4 +352,12 @@ func killFINSpan(ev *Evidence) Span {
 		}
 	}
 	return s
+}
+
+// relFault says how far an instant lies from the fault, in words.
+func relFault(d time.Duration) string {
+	if d < 0 {
+		return fmt.Sprintf("%.3f s before the fault", -d.Seconds())
+	}
+	return fmt.Sprintf("%.3f s after the fault", d.Seconds())
 }

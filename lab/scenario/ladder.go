@@ -170,13 +170,16 @@ func measureLadder(ev *Evidence, ut time.Duration, thin bool) (*Ladder, error) {
 		b := int(s.TCPInfo.Backoff)
 		if prevBackoff >= 0 && b < prevBackoff {
 			l.Reverts++
-			for i := range l.Rungs {
-				if !l.Rungs[i].At.After(s.At) {
-					reverted[i] = true
-				}
-			}
+			markRevert(l, reverted, s.At)
 		}
 		prevBackoff = b
+	}
+	// An ICMP unreachable (from a router, or the client's own failed
+	// neighbour resolution) re-arms the timer running when it came.
+	for _, ic := range ev.ICMP {
+		if ic.At.After(ev.FaultStart) {
+			markRevert(l, reverted, ic.At)
+		}
 	}
 	// Lateness: the first rung against the probe (or the send) plus the
 	// RTO in force; each later rung against the timer armed at the one
@@ -221,4 +224,18 @@ func lastTCPInfoBefore(evs []GuestEvent, t time.Time) *echo.TCPInfo {
 		}
 	}
 	return ti
+}
+
+// markRevert marks the rung whose timer was running at t (the last one at
+// or before it) as re-armed: its expiry is no plain timer's.
+func markRevert(l *Ladder, reverted map[int]bool, t time.Time) {
+	last := -1
+	for i, r := range l.Rungs {
+		if !r.At.After(t) {
+			last = i
+		}
+	}
+	if last >= 0 {
+		reverted[last] = true
+	}
 }
