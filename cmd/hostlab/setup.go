@@ -25,12 +25,6 @@ var hostPackages = []string{
 	"busybox-static", "kmod", "cpio", "xz-utils", "gcc", "libc6-dev",
 }
 
-// testPackages are Debian packages only the tests need: headless Chromium
-// for the report's browser test (lab/report), which skips without it
-// outside CI and fails in CI. Setup installs them too, but a failure to
-// (Ubuntu ships Chromium as a snap) does not fail the setup.
-var testPackages = []string{"chromium"}
-
 // check is one prerequisite: what it is, whether it holds, and the fix.
 type check struct {
 	name     string
@@ -48,17 +42,11 @@ func checks(g *globals) []check {
 			return nil
 		}, "run hostlab as root (it drives qemu:///system and writes " + lab.DefaultHome + ")", false},
 		{"host packages", func(context.Context) error {
-			if missing := missingPackages(hostPackages); len(missing) > 0 {
+			if missing := missingPackages(); len(missing) > 0 {
 				return fmt.Errorf("missing %s", strings.Join(missing, " "))
 			}
 			return nil
 		}, "run `hostlab setup` (or apt-get install --no-install-recommends " + strings.Join(hostPackages, " ") + ")", false},
-		{"test packages (optional: the report's browser test)", func(context.Context) error {
-			if missing := missingPackages(testPackages); len(missing) > 0 {
-				return fmt.Errorf("missing %s", strings.Join(missing, " "))
-			}
-			return nil
-		}, "run `hostlab setup` (or apt-get install --no-install-recommends " + strings.Join(testPackages, " ") + ")", true},
 		{"libvirtd reachable", func(ctx context.Context) error {
 			hv, err := vms.Connect(ctx, vms.ResolveURI(g.connect))
 			if err != nil {
@@ -90,11 +78,9 @@ func homeOf(g *globals) string {
 	return lab.HomeDir()
 }
 
-// missingPackages lists the packages of pkgs that dpkg does not have
-// installed.
-func missingPackages(pkgs []string) []string {
+func missingPackages() []string {
 	var missing []string
-	for _, p := range pkgs {
+	for _, p := range hostPackages {
 		out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", p).Output()
 		if err != nil || !strings.Contains(string(out), "install ok installed") {
 			missing = append(missing, p)
@@ -135,7 +121,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 func newSetupCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "setup",
-		Short: "Install missing host packages (and Chromium for the tests) and start libvirtd when no service manager does (idempotent)",
+		Short: "Install missing host packages and start libvirtd when no service manager does (idempotent)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -145,29 +131,17 @@ func newSetupCmd(g *globals) *cobra.Command {
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("setup installs packages: run it as root")
 			}
-			missing, optional := missingPackages(hostPackages), missingPackages(testPackages)
-			if len(missing)+len(optional) > 0 {
+			if missing := missingPackages(); len(missing) > 0 {
+				fmt.Printf("installing %s\n", strings.Join(missing, " "))
 				if err := runLogged(ctx, "apt-get", "update", "-q"); err != nil {
 					return err
 				}
-			}
-			if len(missing) > 0 {
-				fmt.Printf("installing %s\n", strings.Join(missing, " "))
 				args := append([]string{"install", "-y", "-q", "--no-install-recommends"}, missing...)
 				if err := runLogged(ctx, "apt-get", args...); err != nil {
 					return err
 				}
 			} else {
 				fmt.Println("host packages: all installed")
-			}
-			if len(optional) > 0 {
-				fmt.Printf("installing %s (for the tests)\n", strings.Join(optional, " "))
-				args := append([]string{"install", "-y", "-q", "--no-install-recommends"}, optional...)
-				if err := runLogged(ctx, "apt-get", args...); err != nil {
-					fmt.Printf("note: %v: the report's browser test will skip outside CI and fail in CI\n", err)
-				}
-			} else {
-				fmt.Println("test packages: all installed")
 			}
 			fixKVMPermissions()
 			if err := startDaemons(ctx, g); err != nil {
