@@ -298,38 +298,59 @@ func finJudgement(ev *Evidence, closeSpan Span) Judgement {
 // in its read, gets ECONNRESET as the RST arrives.
 func unreadRSTJudgement(ev *Evidence, closeSpan Span) Judgement {
 	w := ev.Wire
-	var lastOut, lastEcho time.Time
-	var acked bool
-	var end uint32
-	for _, s := range w.Segments {
-		if s.At.After(w.RST) {
-			break
-		}
-		switch {
-		case s.Out && s.Len > 0:
-			lastOut, end, acked = s.At, s.Seq+uint32(s.Len), false
-		case !s.Out && s.Len > 0:
-			lastEcho = s.At
-		}
-		if !s.Out && !lastOut.IsZero() && s.Has(tcpACK) && !seqAfter(end, s.Ack) {
-			acked = true
-		}
-	}
 	rst := w.RST
+	sent, echoed, lastOut := echoAccount(ev, rst)
 	j := Judgement{Kernel: &Instant{Lo: rst, Hi: rst, Source: "the server's RST on the client's wire"}}
-	if lastOut.IsZero() || !acked || !lastEcho.Before(lastOut) {
+	if echoed >= sent {
 		j.Exp = model.Expectation{Errors: []string{model.EOF, model.ECONNRESET}, Reason: "the server's socket closed"}
 		j.Checks = []model.Result{{Verdict: model.Unexpected, Why: fmt.Sprintf(
-			"the server's socket closed with RST at %.3f s and no FIN, yet it had read everything the client sent: a closing socket sends FIN unless data is left unread",
+			"the server's socket closed with RST at %.3f s and no FIN, yet it had echoed everything the client sent: a closing socket sends FIN unless data is left unread",
 			rst.Sub(ev.FaultAt).Seconds())}}
 		return j
 	}
 	j.Exp = model.Expectation{Errors: []string{model.ECONNRESET},
-		Reason: fmt.Sprintf("the client's line sent %s reached the server (acknowledged) but was never read: its socket closed with unread data, so its kernel sent RST, not FIN, and the client's read fails as the RST arrives",
-			relFault(lastOut.Sub(ev.FaultAt))),
+		Reason: fmt.Sprintf("the server never echoed %d of the bytes the client sent (the last %s): its socket closed with them unread, so its kernel sent RST, not FIN, and the client's read fails as the RST arrives",
+			sent-echoed, relFault(lastOut.Sub(ev.FaultAt))),
 		Window: Span{Lo: rst, Hi: rst, Nominal: rst, Basis: "the RST's arrival on the client's wire"}.window(ev.FaultAt)}
 	j.Checks = []model.Result{closeCheck(rst, "RST", closeSpan, ev.FaultAt)}
 	return j
+}
+
+// echoAccount counts, before t, the new data bytes the client sent and the
+// server sent back (retransmissions do not count), and when the client's
+// last new data left.
+func echoAccount(ev *Evidence, t time.Time) (sent, echoed int, lastOut time.Time) {
+	var cNxt, sNxt uint32
+	cHave, sHave := false, false
+	for _, s := range ev.Wire.Segments {
+		if s.At.After(t) {
+			break
+		}
+		if s.Len == 0 {
+			continue
+		}
+		end := s.Seq + uint32(s.Len)
+		if s.Out {
+			if !cHave {
+				sent += s.Len
+			} else if seqAfter(end, cNxt) {
+				sent += int(end - cNxt)
+			} else {
+				continue
+			}
+			cNxt, cHave, lastOut = end, true, s.At
+			continue
+		}
+		if !sHave {
+			echoed += s.Len
+		} else if seqAfter(end, sNxt) {
+			echoed += int(end - sNxt)
+		} else {
+			continue
+		}
+		sNxt, sHave = end, true
+	}
+	return sent, echoed, lastOut
 }
 
 // killFINSpan is when a SIGKILLed server's FIN reaches the client: the
