@@ -130,6 +130,10 @@ type RunConfig struct {
 	// GraceNS is the server init's SIGTERM to SIGKILL grace.
 	GraceNS int64 `json:"grace_ns"`
 
+	// Link is the link conditions in force (--link), read back from the
+	// guest that holds them; nil without.
+	Link *LinkRecord `json:"link,omitempty"`
+
 	// SysctlBaseline is each guest's baseline (its values at boot) of the
 	// keys in Sysctls (the values in force during the run: the relevant
 	// sysctls and the overridden ones); every run starts from the baseline
@@ -174,6 +178,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	res.Config = RunConfig{Options: r.Opt, Lab: r.cfg.Lab.Name(), Accel: string(r.cfg.Lab.State.Accel),
 		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs(), GraceNS: int64(r.cfg.Lab.State.Grace)}
 	r.sysctlRec.fill(&res.Config)
+	res.Config.Link = r.link
 	if len(r.host) > 0 {
 		res.Started = r.host[0].Host()
 	}
