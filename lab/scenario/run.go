@@ -70,8 +70,8 @@ type Run struct {
 	sysctls map[string]map[string]string
 	kernel  map[string]string
 	// link is the --link conditions in force (link.go), nil without.
-	link *LinkRecord
-	notes   []string
+	link  *LinkRecord
+	notes []string
 
 	// sysctlRec holds the guests' baselines, this run's overrides and what
 	// was restored (sysctl.go).
