@@ -69,6 +69,8 @@ type Run struct {
 
 	sysctls map[string]map[string]string
 	kernel  map[string]string
+	// cut is a partition's cut and heal (partition.go).
+	cut *cutState
 	// link is the --link conditions in force (link.go), nil without.
 	link  *LinkRecord
 	notes []string
@@ -294,6 +296,9 @@ func (r *Run) faultInstant() (time.Time, time.Duration, string) {
 // back sysctls and kernels (sysctl.go) and deploys the client if needed.
 func (r *Run) prepare(ctx context.Context) error {
 	if err := r.ensureServer(ctx); err != nil {
+		return err
+	}
+	if err := r.healLeftoverCut(ctx); err != nil {
 		return err
 	}
 	if err := r.applyLink(ctx); err != nil {
