@@ -166,9 +166,12 @@ type HealCase struct {
 	// retransmission stamped before HealLo was lost in the cut, one stamped
 	// after HealHi crossed.
 	HealLo, HealHi time.Time
-	// Turnaround is the longest a data segment waited for its ACK on the
-	// client's wire before the fault.
-	Turnaround time.Duration
+	// Turnaround is how long the server's ACK takes to come back to the
+	// client's wire, and TurnaroundFrom says how it was measured: on the
+	// delivering exchange itself when the wire shows it (the ACK against
+	// the retransmission it answered), else the longest before the fault.
+	Turnaround     time.Duration
+	TurnaroundFrom string
 }
 
 // HealOutcome is what a rule predicts for a cut link that heals.
@@ -251,8 +254,8 @@ func kernelHeal(c HealCase) (HealOutcome, error) {
 			if firstN != n {
 				basis += fmt.Sprintf(", unless retransmission %d, at the heal, crossed already", firstN)
 			}
-			basis += fmt.Sprintf("; ACKed within the %s turnaround measured before the fault; timers late by up to their granule + %s measured",
-				fmtSecs(c.Turnaround), fmtSecs(l.MaxLate()))
+			basis += fmt.Sprintf("; ACKed within the %s turnaround (%s); timers late by up to their granule + %s measured",
+				fmtSecs(c.Turnaround), c.TurnaroundFrom, fmtSecs(l.MaxLate()))
 			return HealOutcome{Survives: true, Rung: firstN,
 				Delivery: Span{Lo: first, Hi: eHi.Add(c.Turnaround), Nominal: nominal, Basis: basis}}, nil
 		case !eHi.Before(c.HealLo):
@@ -421,13 +424,26 @@ func partitionWriting(ev *Evidence, k Rules, c deadPeerConf, rep *PartitionRepor
 	cev := cutWire(ev)
 	w := cev.Wire
 	healLo, healHi := ev.healSpan()
-	turn := ackTurnaround(ev)
+	turn, turnFrom := ackTurnaround(ev), "the longest before the fault"
+	kin, retx := deliveryInstant(ev)
+	if kin != nil && !retx.IsZero() {
+		turn, turnFrom = kin.Lo.Sub(retx), "measured on the delivering exchange: the ACK against the retransmission it answered"
+	}
 	if w.Sent.IsZero() {
 		rep.Predicted = "survived"
 		return Judgement{Exp: model.Expectation{Errors: []string{model.Survived},
 			Reason: "the client sent nothing the cut swallowed (all its data was acknowledged by the heal): the connection carries on"}}
 	}
-	l, lerr := measureLadder(cev, c.ut, c.thin)
+	// The ladder is the cut's: backoff resets after the heal are no ICMP
+	// reverts.
+	lev := *cev
+	lev.Client = nil
+	for _, e := range ev.Client {
+		if !e.At.After(healHi) {
+			lev.Client = append(lev.Client, e)
+		}
+	}
+	l, lerr := measureLadder(&lev, c.ut, c.thin)
 	if lerr != nil || len(l.Rungs) == 0 {
 		// Only the first send (and a tail-loss probe) went into the cut: the
 		// next transmission is a timer's after the heal, at the latest the
@@ -445,7 +461,7 @@ func partitionWriting(ev *Evidence, k Rules, c deadPeerConf, rep *PartitionRepor
 			Reason: "no RTO retransmission before the heal, so no abort bound can be reached in the cut"}}
 	}
 	hc := HealCase{AbortCase: AbortCase{Ladder: l, Retries2: c.retries2, UserTimeout: c.ut, Thin: c.thin, HZ: c.hz},
-		HealLo: healLo, HealHi: healHi, Turnaround: turn}
+		HealLo: healLo, HealHi: healHi, Turnaround: turn, TurnaroundFrom: turnFrom}
 	out, err := k.healOf()(hc)
 	switch {
 	case errors.Is(err, errContradicted):
@@ -460,19 +476,20 @@ func partitionWriting(ev *Evidence, k Rules, c deadPeerConf, rep *PartitionRepor
 	_, from := boundOf(hc.AbortCase)
 	if !out.Survives {
 		rep.Predicted = "aborted"
+		rep.ProbesInCut, rep.RetransInCut = countBefore(l.Probes, healLo), countBefore(rungTimes(l), healLo)
 		j := abortJudgement(cev, k, c, l, nil, "")
 		j.Exp.Reason = fmt.Sprintf("%s; the bound is reached before any retransmission after the heal (%.3f s after the cut): the client aborts and the connection does not survive",
 			j.Exp.Reason, ev.Healed.Sub(ev.FaultAt).Seconds())
 		return j
 	}
 	rep.Predicted = "survived"
+	rep.ProbesInCut, rep.RetransInCut = countBefore(l.Probes, healLo), countBefore(rungTimes(l), healLo)
 	j := Judgement{Ladder: l, Late: l.Late, Checks: []model.Result{cutCountCheck(hc)}}
 	span := out.Delivery
 	j.Exp = model.Expectation{Errors: []string{model.Survived}, Window: span.window(ev.FaultAt),
 		Reason: fmt.Sprintf("unacked data, %s not reached in the cut: the first retransmission after the heal (%.3f s after the cut) delivers the queued data",
 			from, ev.Healed.Sub(ev.FaultAt).Seconds())}
-	var retx time.Time
-	if j.Kernel, retx = deliveryInstant(ev); j.Kernel == nil {
+	if j.Kernel = kin; j.Kernel == nil {
 		j.Exp.Window = withReaction(ev, span).window(ev.FaultAt)
 	} else {
 		at := j.Kernel.Lo
@@ -530,6 +547,7 @@ func partitionIdle(ev *Evidence, k Rules, c deadPeerConf, rep *PartitionReport) 
 	ka := c.keepalive
 	kc := KeepaliveCase{LastRecv: cev.Wire.LastFromServer, Probes: cev.Wire.Probes, Keepalive: ka, UserTimeout: c.ut, HZ: c.hz}
 	late := maxDur(keepaliveLate(kc))
+	rep.ProbesInCut = countBefore(kc.Probes, healLo)
 	// The next keepalive firing after the last probe in the cut (or the
 	// first, the idle time after the last segment received).
 	next, sent := kc.LastRecv.Add(ka.Idle), len(kc.Probes)
@@ -691,20 +709,6 @@ func partitionReport(ev *Evidence) *PartitionReport {
 	rep.DownS = ev.Healed.Sub(ev.FaultAt).Seconds()
 	rep.DownUncertS = (ev.HealUncert + ev.FaultUncert).Seconds()
 	rep.HealUncertS = ev.HealUncert.Seconds()
-	if ev.Wire != nil {
-		cw := cutWire(ev).Wire
-		lo, _ := ev.healSpan()
-		for _, t := range cw.Retrans {
-			if t.Before(lo) {
-				rep.RetransInCut++
-			}
-		}
-		for _, t := range cw.Probes {
-			if t.Before(lo) {
-				rep.ProbesInCut++
-			}
-		}
-	}
 	return rep
 }
 
@@ -769,9 +773,11 @@ func serverChecks(ev *Evidence, rep *PartitionReport) []model.Result {
 				"the server's socket went %s during the cut (sock_diag); a cut link leaves it alone", strings.Join(rep.ServerStates, " → "))})
 		}
 		var after []string
+		last := rep.ServerStates[len(rep.ServerStates)-1]
 		for _, e := range socks {
-			if e.At.After(ev.Healed) {
-				after = append(after, fmt.Sprintf("%s at %.3f s", sockState(e), e.At.Sub(ev.FaultAt).Seconds()))
+			if st := sockState(e); e.At.After(ev.Healed) && st != last {
+				after = append(after, fmt.Sprintf("%s at %.3f s", st, e.At.Sub(ev.FaultAt).Seconds()))
+				last = st
 			}
 		}
 		if len(after) > 0 {
@@ -800,6 +806,26 @@ func serverChecks(ev *Evidence, rep *PartitionReport) []model.Result {
 			"after the client's abort the server's FIN (%.3f s after the cut) drew no RST on the client's wire", fin.Sub(ev.FaultAt).Seconds())})
 	}
 	return checks
+}
+
+// countBefore counts the instants of ts before t.
+func countBefore(ts []time.Time, t time.Time) int {
+	n := 0
+	for _, x := range ts {
+		if x.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// rungTimes lists the ladder's RTO retransmissions.
+func rungTimes(l *Ladder) []time.Time {
+	out := make([]time.Time, len(l.Rungs))
+	for i, r := range l.Rungs {
+		out[i] = r.At
+	}
+	return out
 }
 
 // lastOf is the last instant of ts, zero when empty.
