@@ -275,7 +275,7 @@ var (
 )
 
 // WrongRules lists the wrong rule sets the mutation tests run.
-var WrongRules = []Rules{WrongAbortAtBound, WrongBoundFromSend, WrongCountAbort, WrongImmediateRST, WrongKeepaliveCount}
+var WrongRules = []Rules{WrongAbortAtBound, WrongBoundFromSend, WrongCountAbort, WrongImmediateRST, WrongKeepaliveCount, WrongHealImmediate}
 
 // countAbort aborts at the expiry of the timer armed after the
 // tcp_retries2-th RTO retransmission.
