@@ -52,7 +52,7 @@ var partition = Scenario{
 	Own:      []string{"down"},
 	Defaults: func(o *Options) {
 		if o.Down == 0 {
-			o.Down = 10 * time.Second
+			o.Down = 5 * time.Second
 		}
 	},
 	Fault:    func(ctx context.Context, r *Run) error { return r.cutLink(ctx) },
@@ -215,6 +215,17 @@ func kernelHeal(c HealCase) (HealOutcome, error) {
 	allow := func(d time.Duration) time.Duration { return model.TimerSlack(d, c.HZ) + l.MaxLate() }
 	last := l.Last()
 	n := len(l.Rungs)
+	if l.Reverts > 0 {
+		// ICMP reverts (the client's neighbour entry for the server failed in
+		// the cut) re-arm the timer shorter than the ladder, but the abort
+		// stays time-bounded: an expiry comes at most one in-force RTO past
+		// the bound.
+		if latest := deadline.Add(last.Armed + allow(last.Armed)); latest.Before(c.HealLo) {
+			return HealOutcome{Rung: n + 1}, nil
+		}
+		return HealOutcome{}, fmt.Errorf("%w: %d ICMP backoff reverts in the cut (RFC 6069) re-arm the timer shorter than the ladder, and the bound (%s) is not surely passed before the heal",
+			errTooClose, l.Reverts, from)
+	}
 	// maybe is the earliest retransmission that may have crossed, maybeN
 	// its number; abortMaybe says an earlier expiry may have aborted.
 	var maybe time.Time
