@@ -51,7 +51,8 @@ type Options struct {
 	SigpipeIgnore bool `json:"sigpipe_ignore,omitempty"`
 	// Reboot is how crash-reboot reboots: reset or power-cycle.
 	Reboot string `json:"reboot,omitempty"`
-	// Down is how long power-cycle keeps the server off.
+	// Down is how long power-cycle keeps the server off, or partition the
+	// lab link cut.
 	Down time.Duration `json:"down_ns,omitempty"`
 	// Link are the link conditions (--link): "SPEC" for both directions,
 	// "to-server:SPEC" or "to-client:SPEC" for one, SPEC in netem's words

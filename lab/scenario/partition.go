@@ -74,10 +74,10 @@ type cutState struct {
 // cutLink cuts the client's lab link, keeps it cut for --down from the cut
 // instant (logging the client's retransmissions), then heals it — on a
 // fresh context, so that an interrupted run restores the link too.
-func (r *Run) cutLink(ctx context.Context) (err error) {
+func (r *Run) cutLink(ctx context.Context) error {
 	cli, _ := r.cfg.Lab.State.Guest(lab.RoleClient)
 	hv := r.cfg.Lab.Hypervisor()
-	return r.markFault("partition", func() error {
+	return r.markFault("partition", func() (err error) {
 		edge, err := hv.CutLink(ctx, cli.Domain, 0)
 		if err != nil {
 			return err
