@@ -27,7 +27,7 @@ const guestModulesDir = "lib/modules/hostlab"
 
 // InitTools are the other programs of the multi-call guest binary, linked
 // into /bin so scenarios can run them without an upload.
-var InitTools = []string{"hostlab-echo-server", "hostlab-echo-client", "hostlab-clock", "hostlab-sockstat", "hostlab-capture", "hostlab-sysctl"}
+var InitTools = []string{"hostlab-echo-server", "hostlab-echo-client", "hostlab-clock", "hostlab-sockstat", "hostlab-capture", "hostlab-sysctl", "hostlab-link"}
 
 // excludedApplets are busybox applets not linked, because /init handles
 // them (or they would replace /init).

@@ -22,9 +22,11 @@ import (
 var DefaultModules = []string{"virtio_pci", "virtio_net", "evdev", "button"}
 
 // DefaultOptionalModules lists modules loaded when the kernel has them
-// (af_packet for tcpdump, tcp_diag for hostlab-sockstat's sock_diag dumps);
-// a missing one (or one built in) is skipped, not an error.
-var DefaultOptionalModules = []string{"af_packet", "tcp_diag"}
+// (af_packet for tcpdump, tcp_diag for hostlab-sockstat's sock_diag dumps,
+// and for hostlab-link's link conditions sch_netem, with ifb, sch_ingress,
+// cls_matchall and act_mirred to condition received frames); a missing one
+// (or one built in) is skipped, not an error.
+var DefaultOptionalModules = []string{"af_packet", "tcp_diag", "sch_netem", "ifb", "sch_ingress", "cls_matchall", "act_mirred"}
 
 // moduleSuffixes are the file name endings of module files, most common first.
 var moduleSuffixes = []string{".ko", ".ko.xz", ".ko.gz", ".ko.zst"}

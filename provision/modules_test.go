@@ -148,7 +148,7 @@ func TestResolveModulesRealKernel(t *testing.T) {
 	for i, m := range mods {
 		pos[m.name] = i
 	}
-	want := "virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net evdev button inet_diag tcp_diag"
+	want := "virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net evdev button inet_diag tcp_diag sch_netem ifb sch_ingress cls_matchall act_mirred"
 	for _, n := range strings.Fields(want) {
 		if _, ok := pos[n]; !ok {
 			t.Errorf("load order %q lacks %s", got, n)

@@ -29,6 +29,8 @@ type fakeLibvirt struct {
 type fakeDomain struct {
 	xml   string
 	state libvirt.DomainState
+	// objects and chardevs are the QOM objects and chardevs added over QMP.
+	objects, chardevs map[string]bool
 }
 
 func newFake() *fakeLibvirt {

@@ -39,6 +39,7 @@ type libvirtAPI interface {
 	DomainGetXMLDesc(dom libvirt.Domain, flags libvirt.DomainXMLFlags) (string, error)
 	ConnectListAllDomains(need int32, flags libvirt.ConnectListAllDomainsFlags) ([]libvirt.Domain, uint32, error)
 	LifecycleEvents(ctx context.Context) (<-chan libvirt.DomainEventLifecycleMsg, error)
+	QEMUDomainMonitorCommand(dom libvirt.Domain, cmd string, flags uint32) (string, error)
 	Disconnect() error
 }
 

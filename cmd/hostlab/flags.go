@@ -21,7 +21,7 @@ type durationRule struct {
 var durationRules = map[string]durationRule{
 	"grace":        {fix: "give the guest init's SIGTERM → SIGKILL grace, e.g. --grace 5s (the default)"},
 	"interval":     {fix: "give the pause between the client's lines, e.g. --interval 1s (the default)"},
-	"down":         {fix: "give how long power-cycle keeps the server off, e.g. --down 5s (the default)"},
+	"down":         {fix: "give how long power-cycle keeps the server off, or partition the link cut, e.g. --down 5s (the default)"},
 	"user-timeout": {zeroOK: true, fix: "give e.g. --user-timeout 6s, or 0 (the default) to leave TCP_USER_TIMEOUT unset"},
 	"read-timeout": {zeroOK: true, fix: "give e.g. --read-timeout 10s, or 0 (the default) for no read deadline"},
 	"max-wait":     {zeroOK: true, fix: "give e.g. --max-wait 2m, or 0 (the default) to watch for the scenario's own bound"},

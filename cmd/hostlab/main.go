@@ -5,7 +5,9 @@
 // poweroff, reboot, halt), see provision/guestinit; run as
 // hostlab-echo-server or hostlab-echo-client it is an echo program, see echo;
 // as hostlab-clock or hostlab-sockstat a probe, see echo/probes; as
-// hostlab-sysctl it applies and restores sysctls, see provision/guestsysctl.
+// hostlab-sysctl it applies and restores sysctls, see provision/guestsysctl;
+// as hostlab-link it puts netem link conditions on the lab interface, see
+// provision/guestlink.
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"github.com/hostlab/hostlab/echo"
 	"github.com/hostlab/hostlab/echo/probes"
 	"github.com/hostlab/hostlab/provision/guestinit"
+	"github.com/hostlab/hostlab/provision/guestlink"
 	"github.com/hostlab/hostlab/provision/guestsysctl"
 )
 
@@ -40,6 +43,8 @@ func main() {
 		os.Exit(probes.CaptureMain(os.Args[1:]))
 	case guestsysctl.Name:
 		os.Exit(guestsysctl.Main(os.Args[1:]))
+	case guestlink.Name:
+		os.Exit(guestlink.Main(os.Args[1:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }

@@ -78,7 +78,8 @@ func (f *runFlags) registerVariant(cmd *cobra.Command) {
 	fl.StringVar(&f.opt.ServerSigterm, "server-sigterm", "", "echo server on SIGTERM: close, ignore or default")
 	fl.BoolVar(&f.opt.SigpipeIgnore, "sigpipe-ignore", false, "the classic client ignores SIGPIPE (write fails with EPIPE)")
 	fl.StringVar(&f.opt.Reboot, "reboot", "", "crash-reboot: reset or power-cycle")
-	fl.DurationVar(&f.opt.Down, "down", 0, "crash-reboot --reboot power-cycle: time the server stays off (5s)")
+	fl.DurationVar(&f.opt.Down, "down", 0, "crash-reboot --reboot power-cycle: time the server stays off (5s); partition: time the link stays cut (5s)")
+	fl.StringArrayVar(&f.opt.Link, "link", nil, "link conditions in netem's words, e.g. 'delay 50ms loss 2%' (both directions), or 'to-server:SPEC' / 'to-client:SPEC' (repeatable)")
 	fl.DurationVar(&f.opt.MaxWait, "max-wait", 0, "stop watching the client after this long (default: the scenario's bound)")
 }
 

@@ -81,6 +81,10 @@ const (
 	EOF = "EOF"
 	// SIGPIPE is a client killed by the signal (default disposition, C client).
 	SIGPIPE = "SIGPIPE"
+	// Survived is the outcome of a connection that outlived the fault: data
+	// the fault held up was delivered after it (a partition that healed in
+	// time). Unlike NoError it is observed, at an instant.
+	Survived = "SURVIVED"
 	// NoError in Expectation.Errors means the client should see no error;
 	// an observation passes "" for that.
 	NoError = "none"

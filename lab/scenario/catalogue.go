@@ -41,6 +41,11 @@ type Scenario struct {
 	// Routed says the scenario needs a router guest between client and
 	// server (a lab brought up with Routed).
 	Routed bool
+	// Survival, if set, reads the client's observation that its connection
+	// outlived the fault (model.Survived, e.g. the first read after a
+	// partition healed); Judge uses it when the client reported no error, and
+	// the observation ends when it holds.
+	Survival func(ev *Evidence) (Observation, bool)
 	// Followup, if set, gathers more evidence after the observation, before
 	// the heal, and returns it as one line.
 	Followup func(ctx context.Context, r *Run) string
@@ -48,8 +53,9 @@ type Scenario struct {
 	Heal func(ctx context.Context, r *Run) error
 }
 
-// Catalogue lists every scenario, in the order of UNP 5.12–5.16.
-var Catalogue = []Scenario{killServer, sigpipe, powerOff, unreachable, crashReboot, shutdown}
+// Catalogue lists every scenario, in the order of UNP 5.12–5.16, then
+// the ones beyond it.
+var Catalogue = []Scenario{killServer, sigpipe, powerOff, unreachable, crashReboot, shutdown, partition}
 
 // Lookup finds a scenario by name.
 func Lookup(name string) (Scenario, error) {

@@ -97,10 +97,17 @@ type Evidence struct {
 	FaultUncert time.Duration
 	// ServerBack is when the rebooted server's init reported ready.
 	ServerBack time.Time
+	// Healed is when a cut link was restored (partition), ±HealUncert: the
+	// middle of the heal call.
+	Healed     time.Time
+	HealUncert time.Duration
 	// Client are the client's events.
 	Client []GuestEvent
 	// Server are the echo server's events.
 	Server []GuestEvent
+	// ServerSocks are the server kernel's sock_diag samples of the echo
+	// port (hostlab-sockstat's sock and sock_gone lines).
+	ServerSocks []GuestEvent
 	// Marks are the server console's marks.
 	Marks []Mark
 	// Exit is how the client ended; nil while it runs.
@@ -153,6 +160,9 @@ func (r *Run) evidence() *Evidence {
 	ev.FaultStart, ev.FaultEnd, ev.ServerBack = r.faultStart, r.faultEnd, r.serverBack
 	ev.Stopped = r.stoppedAt
 	ev.Marks = append([]Mark(nil), r.marks...)
+	if r.cut != nil && !r.cut.heal.Issued.IsZero() {
+		ev.Healed, ev.HealUncert = r.cut.heal.At(), r.cut.heal.Uncert()
+	}
 	if len(r.host) > 0 {
 		ev.Started = r.host[0].Host()
 	}
@@ -174,6 +184,7 @@ func (r *Run) evidence() *Evidence {
 	}
 	ev.Client = place(lab.RoleClient, r.client)
 	ev.Server = place(lab.RoleServer, r.server)
+	ev.ServerSocks = place(lab.RoleServer, r.sockstat[lab.RoleServer])
 	if r.client != nil {
 		if ex, done := r.client.exited(); done {
 			ev.Exit = exitOf(ex, !ev.Stopped.IsZero() && !ex.At.Before(ev.Stopped))
@@ -322,6 +333,11 @@ func LoadEvidence(dir string) (*Evidence, *Result, error) {
 			} else {
 				ev.Server = append(ev.Server, ge)
 			}
+		case timeline.SrcSockdiagServer:
+			var ee echo.Event
+			if e.DecodeData(&ee) == nil {
+				ev.ServerSocks = append(ev.ServerSocks, GuestEvent{Event: ee, At: e.Host(), Uncert: e.Uncert()})
+			}
 		case timeline.SrcConsoleServer:
 			var m Mark
 			if e.DecodeData(&m) == nil {
@@ -340,6 +356,8 @@ func LoadEvidence(dir string) (*Evidence, *Result, error) {
 				}
 			case evServerBack:
 				ev.ServerBack = e.Host()
+			case evHealed:
+				ev.Healed, ev.HealUncert = e.Host(), e.Uncert()
 			case evClientStopped:
 				ev.Stopped = e.Host()
 			case evClientExit:

@@ -15,7 +15,8 @@ import (
 )
 
 // fixtureDir holds real run folders, trimmed to what a verdict reads:
-// result.json, the timeline's client, server, host and console events, and
+// result.json, the timeline's client, server, host, console and server
+// sock_diag events, and
 // the client's capture of the connection.
 const fixtureDir = "testdata/runs"
 
@@ -74,7 +75,7 @@ func trimRun(run, dst string) error {
 			continue
 		}
 		switch e.Src {
-		case timeline.SrcClient, timeline.SrcServer, timeline.SrcHost, timeline.SrcConsoleServer:
+		case timeline.SrcClient, timeline.SrcServer, timeline.SrcHost, timeline.SrcConsoleServer, timeline.SrcSockdiagServer:
 			keep = append(keep, sc.Text())
 		}
 	}

@@ -26,6 +26,8 @@ type Judgement struct {
 	// client's report: the instant the client's kernel ended the
 	// connection, which the window models; the program reports it later.
 	Kernel *Instant
+	// Partition is a partition's account of the cut (partition.go).
+	Partition *PartitionReport
 }
 
 // Instant is when the client's kernel acted, bracketed by evidence.
@@ -34,6 +36,8 @@ type Instant struct {
 	Lo, Hi time.Time
 	// Source says what brackets it.
 	Source string
+	// Act says what the kernel did; empty: it ended the connection.
+	Act string
 }
 
 // kernelEnd brackets when the client's kernel ended the connection after
@@ -156,6 +160,12 @@ func Judge(s Scenario, ev *Evidence, k Rules) Decision {
 	}
 	ev = &cp
 	d := Decision{Rules: k.Name, Observation: ev.observation()}
+	if d.Observation.Error == "" && s.Survival != nil {
+		if sob, ok := s.Survival(ev); ok {
+			sob.Exit = d.Observation.Exit
+			d.Observation = sob
+		}
+	}
 	ob := d.Observation
 	if !ob.At.IsZero() && !ev.FaultStart.IsZero() {
 		d.Detect = ob.At.Sub(ev.FaultAt)
@@ -179,8 +189,12 @@ func Judge(s Scenario, ev *Evidence, k Rules) Decision {
 		k := d.Judgement.Kernel
 		mid := k.Lo.Add(k.Hi.Sub(k.Lo) / 2)
 		main = exp.Check(ob.Error, mid.Sub(ev.FaultAt), k.Hi.Sub(mid))
-		main.Why = fmt.Sprintf("the kernel ended the connection at %.3f..%.3f s (%s) and the client reported %s %.3f s later; %s",
-			k.Lo.Sub(ev.FaultAt).Seconds(), k.Hi.Sub(ev.FaultAt).Seconds(), k.Source, ob.Error, ob.At.Sub(k.Lo).Seconds(), main.Why)
+		act := k.Act
+		if act == "" {
+			act = "ended the connection"
+		}
+		main.Why = fmt.Sprintf("the kernel %s at %.3f..%.3f s (%s) and the client reported %s %.3f s later; %s",
+			act, k.Lo.Sub(ev.FaultAt).Seconds(), k.Hi.Sub(ev.FaultAt).Seconds(), k.Source, ob.Error, ob.At.Sub(k.Lo).Seconds(), main.Why)
 		if ob.At.Add(ob.Uncert).Before(k.Lo) {
 			main = model.Result{Verdict: model.Unknown, Why: fmt.Sprintf("the client reported %s before its kernel could have (%s): the evidence is inconsistent", ob.Error, k.Source)}
 		}

@@ -35,6 +35,11 @@ func (r *Run) observe(ctx context.Context) {
 		if _, done := r.client.exited(); done {
 			return
 		}
+		if r.Scenario.Survival != nil {
+			if _, ok := r.Scenario.Survival(r.evidence()); ok {
+				return // The connection outlived the fault.
+			}
+		}
 		if ob := r.evidence().observation(); ob.Error != "" {
 			// Let the client finish on its own (its exit is evidence too).
 			select {

@@ -51,8 +51,13 @@ type Options struct {
 	SigpipeIgnore bool `json:"sigpipe_ignore,omitempty"`
 	// Reboot is how crash-reboot reboots: reset or power-cycle.
 	Reboot string `json:"reboot,omitempty"`
-	// Down is how long power-cycle keeps the server off.
+	// Down is how long power-cycle keeps the server off, or partition the
+	// lab link cut.
 	Down time.Duration `json:"down_ns,omitempty"`
+	// Link are the link conditions (--link): "SPEC" for both directions,
+	// "to-server:SPEC" or "to-client:SPEC" for one, SPEC in netem's words
+	// such as "delay 50ms loss 2%" (see ParseLink).
+	Link []string `json:"link,omitempty"`
 	// MaxWait bounds the observation; 0 means the scenario's own bound
 	// (from the model where one applies).
 	MaxWait time.Duration `json:"max_wait_ns,omitempty"`
@@ -84,6 +89,9 @@ func (o Options) Validate() error {
 		if _, _, _, err := ParseSysctl(s); err != nil {
 			return err
 		}
+	}
+	if _, err := ParseLink(o.Link); err != nil {
+		return err
 	}
 	if o.UserTimeout < 0 || o.ReadTimeout < 0 || o.Interval < 0 || o.MaxWait < 0 {
 		return fmt.Errorf("durations must not be negative")

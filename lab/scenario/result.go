@@ -52,6 +52,9 @@ type Result struct {
 	// Followup is evidence gathered after the observation, e.g. a second
 	// connect to the dead host (unreachable).
 	Followup string `json:"followup,omitempty"`
+	// Partition is a partition's account of the cut: its measured length,
+	// what went into it, when the queued data crossed, what the server saw.
+	Partition *PartitionReport `json:"partition,omitempty"`
 	// Lateness is the kernel timer lateness measured in this run, where the
 	// run had timers to measure (retransmissions, keepalive probes).
 	Lateness *Lateness `json:"lateness,omitempty"`
@@ -130,6 +133,10 @@ type RunConfig struct {
 	// GraceNS is the server init's SIGTERM to SIGKILL grace.
 	GraceNS int64 `json:"grace_ns"`
 
+	// Link is the link conditions in force (--link), read back from the
+	// guest that holds them; nil without.
+	Link *LinkRecord `json:"link,omitempty"`
+
 	// SysctlBaseline is each guest's baseline (its values at boot) of the
 	// keys in Sysctls (the values in force during the run: the relevant
 	// sysctls and the overridden ones); every run starts from the baseline
@@ -174,6 +181,7 @@ func (r *Run) collect(complete bool, reason string) *Result {
 	res.Config = RunConfig{Options: r.Opt, Lab: r.cfg.Lab.Name(), Accel: string(r.cfg.Lab.State.Accel),
 		Kernel: r.kernel, Sysctls: r.sysctls, Client: r.clientArgs(), GraceNS: int64(r.cfg.Lab.State.Grace)}
 	r.sysctlRec.fill(&res.Config)
+	res.Config.Link = r.link
 	if len(r.host) > 0 {
 		res.Started = r.host[0].Host()
 	}
@@ -238,6 +246,7 @@ func (res *Result) judge(s Scenario, ev *Evidence, k Rules) {
 		}
 	}
 	res.Lateness = lateness(d.Judgement.Late)
+	res.Partition = d.Judgement.Partition
 	res.WireLadder = d.Judgement.Ladder
 }
 
@@ -360,6 +369,19 @@ func (res *Result) Summary() string {
 	b.WriteString(")\n")
 	if res.Observed.DetectAfterBackS != nil {
 		fmt.Fprintf(&b, "            server back after %.2f s; client learnt %.2f s later\n", *res.Observed.ServerBackS, *res.Observed.DetectAfterBackS)
+	}
+	if p := res.Partition; p != nil && p.DownS > 0 {
+		fmt.Fprintf(&b, "  cut       %.3f s ± %.3f s, both directions, in the client's QEMU: %d probe(s) and %d RTO retransmission(s) went into it\n",
+			p.DownS, p.DownUncertS, p.ProbesInCut, p.RetransInCut)
+		if p.DeliveredS != nil {
+			fmt.Fprintf(&b, "  delivered %.3f s after the cut, %.3f s after the heal, by %s\n", *p.DeliveredS, *p.DeliveredAfterHealS, p.DeliveredBy)
+		}
+		if p.Server != "" {
+			fmt.Fprintf(&b, "  server    %s\n", p.Server)
+		}
+	}
+	if l := res.Config.Link; l != nil {
+		fmt.Fprintf(&b, "  link      to the server: %s; to the client: %s (%s)\n", l.ToServer, l.ToClient, l.Where)
 	}
 	if l := res.Lateness; l != nil {
 		fmt.Fprintf(&b, "  timers    %d measured on the wire: late by %.3f s at most, %.3f s on average\n", l.Timers, l.MaxS, l.MeanS)

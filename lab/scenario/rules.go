@@ -87,10 +87,13 @@ type Rules struct {
 	Keepalive func(KeepaliveCase) (Span, error)
 	// Reset predicts when a rebooted host's RST reaches the client.
 	Reset func(ResetCase) (Span, error)
+	// Heal predicts whether a connection survives a cut link that heals,
+	// and when its queued data crosses (partition.go); nil: the kernel's.
+	Heal func(HealCase) (HealOutcome, error)
 }
 
 // Kernel are the rules of the Linux kernel (net/ipv4/tcp_timer.c).
-var Kernel = Rules{Name: "linux", Abort: kernelAbort, Keepalive: kernelKeepalive, Reset: kernelReset}
+var Kernel = Rules{Name: "linux", Abort: kernelAbort, Keepalive: kernelKeepalive, Reset: kernelReset, Heal: kernelHeal}
 
 // kernelAbort is tcp_write_timeout: the connection is aborted at the first
 // retransmit timer expiry at or past retrans_stamp + the bound
@@ -272,7 +275,7 @@ var (
 )
 
 // WrongRules lists the wrong rule sets the mutation tests run.
-var WrongRules = []Rules{WrongAbortAtBound, WrongBoundFromSend, WrongCountAbort, WrongImmediateRST, WrongKeepaliveCount}
+var WrongRules = []Rules{WrongAbortAtBound, WrongBoundFromSend, WrongCountAbort, WrongImmediateRST, WrongKeepaliveCount, WrongHealImmediate}
 
 // countAbort aborts at the expiry of the timer armed after the
 // tcp_retries2-th RTO retransmission.

@@ -69,7 +69,11 @@ type Run struct {
 
 	sysctls map[string]map[string]string
 	kernel  map[string]string
-	notes   []string
+	// cut is a partition's cut and heal (partition.go).
+	cut *cutState
+	// link is the --link conditions in force (link.go), nil without.
+	link  *LinkRecord
+	notes []string
 
 	// sysctlRec holds the guests' baselines, this run's overrides and what
 	// was restored (sysctl.go).
@@ -113,6 +117,7 @@ func Execute(ctx context.Context, s Scenario, opt Options, cfg Config) (*Result,
 	if err != nil {
 		r.note("run failed: " + err.Error())
 		r.restoreSysctls(ctx)
+		r.clearLink(ctx)
 		partial := r.collect(false, err.Error())
 		if partial != nil {
 			_ = partial.write()
@@ -185,6 +190,7 @@ func (r *Run) execute(ctx context.Context) (*Result, error) {
 	r.stopGuestProcs()
 	r.resyncClient(ctx)
 	r.restoreSysctls(ctx)
+	r.clearLink(ctx)
 	res := r.collect(true, "")
 	if err := res.write(); err != nil {
 		return nil, err
@@ -290,6 +296,12 @@ func (r *Run) faultInstant() (time.Time, time.Duration, string) {
 // back sysctls and kernels (sysctl.go) and deploys the client if needed.
 func (r *Run) prepare(ctx context.Context) error {
 	if err := r.ensureServer(ctx); err != nil {
+		return err
+	}
+	if err := r.healLeftoverCut(ctx); err != nil {
+		return err
+	}
+	if err := r.applyLink(ctx); err != nil {
 		return err
 	}
 	for _, role := range lab.Roles {
