@@ -47,10 +47,46 @@ func Build(ctx context.Context, cc, outDir string) (server, client string, err e
 	server = filepath.Join(outDir, ServerBinary)
 	client = filepath.Join(outDir, ClientBinary)
 	for out, in := range map[string]string{server: "echo_server.c", client: "echo_client.c"} {
-		cmd := exec.CommandContext(ctx, cc, "-O2", "-static", "-Wall", "-Werror", "-o", out, filepath.Join(src, in))
+		// Compile next to the target, then rename: several runs may build
+		// into one cache at once, and one must never deploy another's
+		// half-written binary.
+		tmp := filepath.Join(src, filepath.Base(out))
+		cmd := exec.CommandContext(ctx, cc, "-O2", "-static", "-Wall", "-Werror", "-o", tmp, filepath.Join(src, in))
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("compile %s with %s: %w\n%s", in, cc, err, b)
 		}
+		if err := moveInto(tmp, out); err != nil {
+			return "", "", err
+		}
 	}
 	return server, client, nil
+}
+
+// moveInto puts the file at src in place at dst atomically: copied to a
+// temporary file in dst's folder, then renamed over dst.
+func moveInto(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("read built %s: %w", src, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+	if err != nil {
+		return fmt.Errorf("install %s: %w", dst, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("install %s: %w", dst, err)
+	}
+	if err := f.Chmod(0o755); err != nil {
+		f.Close()
+		return fmt.Errorf("install %s: %w", dst, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("install %s: %w", dst, err)
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return fmt.Errorf("install %s: %w", dst, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,5 +179,42 @@ func TestServerSigtermIgnore(t *testing.T) {
 	}
 	if srv.Exited() {
 		t.Errorf("server exited on an ignored SIGTERM")
+	}
+}
+
+// TestBuildConcurrent: runs building into one cache at once each get a
+// whole binary, never another's half-written one.
+func TestBuildConcurrent(t *testing.T) {
+	requireBuild(t)
+	dir := t.TempDir()
+	errs := make(chan error, 6)
+	for range 3 {
+		go func() {
+			_, cl, err := classic.Build(context.Background(), "", dir)
+			if err == nil {
+				var b []byte
+				if b, err = os.ReadFile(cl); err == nil && (len(b) < 4 || string(b[:4]) != "\x7fELF") {
+					err = fmt.Errorf("%s is not a whole ELF file (%d bytes)", cl, len(b))
+				}
+			}
+			errs <- err
+		}()
+		go func() {
+			// A reader during the builds sees the old file or the new one.
+			var err error
+			for range 50 {
+				if b, rerr := os.ReadFile(filepath.Join(dir, classic.ClientBinary)); rerr == nil && (len(b) < 4 || string(b[:4]) != "\x7fELF") {
+					err = fmt.Errorf("a reader saw a partial client binary (%d bytes)", len(b))
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
