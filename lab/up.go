@@ -156,7 +156,7 @@ func (r *upRun) pickAccel(ctx context.Context) error {
 // keys creates the lab folder, the client key and one host key and initrd per
 // guest.
 func (r *upRun) keys(ctx context.Context) error {
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+	if err := makeLabDir(r.dir); err != nil {
 		return fmt.Errorf("create lab folder: %w", err)
 	}
 	var err error
@@ -184,6 +184,9 @@ func (r *upRun) keys(ctx context.Context) error {
 			MemoryMiB: r.cfg.MemoryMiB,
 		}
 		if err := provision.WriteGuestInitrd(ctx, r.img.Initrd, g.Initrd, host, []ssh.PublicKey{r.client.PublicKey()}); err != nil {
+			return err
+		}
+		if err := handInitrd(g.Initrd); err != nil {
 			return err
 		}
 		r.state.Guests = append(r.state.Guests, g)
