@@ -61,6 +61,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Home == "" {
 		c.Home = HomeDir()
 	}
+	// QEMU is handed paths under Home: they must not depend on the working
+	// directory.
+	home, err := filepath.Abs(c.Home)
+	if err != nil {
+		return c, fmt.Errorf("home %s: %w", c.Home, err)
+	}
+	c.Home = home
 	if c.MemoryMiB == 0 {
 		c.MemoryMiB = 128
 	}

@@ -79,6 +79,9 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.validateUp(); err != nil {
+		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
+	}
 	hv, err := vms.Connect(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
@@ -108,7 +111,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		cfg.Log.Debug("step done", "step", s.name, "took", time.Since(t0).Round(time.Millisecond))
 	}
 	l := &Lab{cfg: cfg, hv: hv, dir: r.dir, State: r.state, signer: r.client.Signer}
-	if err := l.waitReady(ctx); err != nil {
+	err = l.waitReady(ctx)
+	if err == nil {
+		err = l.checkBootSysctls(ctx, r.bootSysctls())
+	}
+	if err != nil {
 		r.rollback()
 		hv.Close()
 		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
@@ -260,12 +267,27 @@ func (r *upRun) start(ctx context.Context) error {
 	return eg.Wait()
 }
 
-// machine is the domain description of guest g.
-func (r *upRun) machine(g GuestState) vms.Machine {
-	sysctls := r.cfg.Sysctls[g.Role]
-	if g.Role == RoleRouter {
+// guestSysctls are the sysctls guest role's init applies at boot.
+func (r *upRun) guestSysctls(role string) []string {
+	sysctls := r.cfg.Sysctls[role]
+	if role == RoleRouter {
 		sysctls = append(append([]string(nil), routerSysctls...), sysctls...)
 	}
+	return sysctls
+}
+
+// bootSysctls are the boot sysctls of every guest, by role.
+func (r *upRun) bootSysctls() map[string][]string {
+	m := map[string][]string{}
+	for _, g := range r.state.Guests {
+		m[g.Role] = r.guestSysctls(g.Role)
+	}
+	return m
+}
+
+// machine is the domain description of guest g.
+func (r *upRun) machine(g GuestState) vms.Machine {
+	sysctls := r.guestSysctls(g.Role)
 	m := vms.Machine{
 		Name: g.Domain, Lab: r.cfg.Name, Role: g.Role,
 		Kernel: r.img.Kernel, Initrd: g.Initrd,

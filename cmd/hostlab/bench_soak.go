@@ -1,0 +1,651 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hostlab/hostlab/lab"
+	"github.com/hostlab/hostlab/lab/scenario"
+	"github.com/hostlab/hostlab/vms"
+)
+
+// soakRound is what the soak bench runs in each round, in order, each with
+// the short settings of the verdicts bench (client tcp_retries2=5).
+var soakRound = []string{"crash-reboot", "power-off"}
+
+// soakProbe is what the soak bench measures between runs: what a leak
+// would make grow.
+type soakProbe struct {
+	// At says when: "start" (before the lab is up), "lab up", "before" or
+	// "after" a run, "end" (after the lab is down).
+	At string `json:"at"`
+	// Run is the run the probe is before or after (0 for the others).
+	Run int `json:"run,omitempty"`
+	// Domains counts the libvirt domains of the soak's lab, in any state.
+	Domains int `json:"domains"`
+	// HostlabDomains counts every hostlab domain on the hypervisor, other
+	// labs' too.
+	HostlabDomains int `json:"hostlab_domains"`
+	// QEMU counts the QEMU processes of the soak's lab.
+	QEMU int `json:"qemu"`
+	// QEMUAll counts every QEMU process on the host, other labs' too.
+	QEMUAll int `json:"qemu_all"`
+	// FDs counts the open file descriptors of this hostlab process.
+	FDs int `json:"fds"`
+	// Goroutines counts this process's goroutines.
+	Goroutines int `json:"goroutines"`
+	// Listening counts the TCP sockets in LISTEN held by this process and
+	// the lab's QEMU processes (the management port forwards).
+	Listening int `json:"listening"`
+	// ListeningAll counts every TCP socket in LISTEN on the host.
+	ListeningAll int `json:"listening_all"`
+	// UDP counts the UDP sockets of this process and the lab's QEMU
+	// processes (the lab links).
+	UDP int `json:"udp"`
+	// LabBytes is the size of the lab's folder (consoles, pcaps, initrds).
+	LabBytes int64 `json:"lab_bytes"`
+	// CacheBytes is the size of HOME/cache.
+	CacheBytes int64 `json:"cache_bytes"`
+	// HomeBytes is the size of HOME without the soak's run folders.
+	HomeBytes int64 `json:"home_bytes"`
+	// OutBytes is the size of the soak's run folders.
+	OutBytes int64 `json:"out_bytes"`
+	// Errors lists what could not be measured.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// soakRun is one run of the soak bench.
+type soakRun struct {
+	Run      int    `json:"run"`
+	Round    int    `json:"round"`
+	Scenario string `json:"scenario"`
+	// Verdict is result.json's verdict, or "failed" when the run did not
+	// complete (Error says why).
+	Verdict  string   `json:"verdict"`
+	Error    string   `json:"error,omitempty"`
+	Observed string   `json:"observed,omitempty"`
+	DetectS  *float64 `json:"detect_s,omitempty"`
+	RunDir   string   `json:"run_dir,omitempty"`
+	TookS    float64  `json:"took_s"`
+	// Replaced says the lab was replaced after this failed run.
+	Replaced bool      `json:"lab_replaced,omitempty"`
+	Before   soakProbe `json:"before"`
+	After    soakProbe `json:"after"`
+}
+
+// soakLeak is one metric's course over the soak.
+type soakLeak struct {
+	Metric string `json:"metric"`
+	// First and Last are the metric after the first and the last run:
+	// steady state, once the first run has opened what runs keep open.
+	First int64 `json:"after_first_run"`
+	Last  int64 `json:"after_last_run"`
+	// Start and End are the metric before the lab was up and after it was
+	// taken down (where that comparison means something).
+	Start *int64 `json:"start,omitempty"`
+	End   *int64 `json:"end,omitempty"`
+	// Grew says the metric was higher after the last run than after the
+	// first, or higher at the end than at the start.
+	Grew bool   `json:"grew"`
+	Note string `json:"note,omitempty"`
+}
+
+// soakReport is the soak bench's outcome, printed by --json and written to
+// OUT/soak.json.
+type soakReport struct {
+	Lab      string       `json:"lab"`
+	Out      string       `json:"out"`
+	Rounds   int          `json:"rounds"`
+	Round    []string     `json:"round"`
+	Machine  string       `json:"machine"`
+	TookS    float64      `json:"took_s"`
+	Start    soakProbe    `json:"start"`
+	LabUp    soakProbe    `json:"lab_up"`
+	End      *soakProbe   `json:"end,omitempty"`
+	Runs     []soakRun    `json:"runs"`
+	Verdicts []verdictRow `json:"verdicts"`
+	Leaks    []soakLeak   `json:"leaks"`
+	Replaced int          `json:"labs_replaced"`
+}
+
+// soakBench runs the soak in one lab of its own.
+type soakBench struct {
+	base    lab.Config
+	name    string
+	home    string
+	out     string
+	rounds  int
+	plan    []verdictVariant
+	log     *slog.Logger
+	up      bool // the lab is up and must be taken down
+	results map[string][]scenario.Result
+}
+
+func newBenchSoakCmd(g *globals) *cobra.Command {
+	f := &upFlags{}
+	var rounds int
+	var out, prefix string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "soak",
+		Short: "Run crash-reboot and power-off back to back N times in one lab; report leaks and verdict counts",
+		Long: `Brings up a lab of its own (PREFIX1), runs N rounds of crash-reboot and power-off
+(client tcp_retries2=5) back to back in it, takes it down (also on failure and Ctrl-C), and
+reports what a leak would make grow, measured before the lab is up, before and after each
+run, and after the lab is down: the lab's libvirt domains and QEMU processes, this process's
+open file descriptors and goroutines, the TCP listening and UDP sockets of this process and
+the lab's QEMUs, and the size of the lab folder, the cache and HOME; then the verdict counts.
+Every run folder stays under --out.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rounds < 1 {
+				return fmt.Errorf("--runs %d: must be at least 1", rounds)
+			}
+			if err := checkDurations(cmd); err != nil {
+				return err
+			}
+			name := prefix + "1"
+			if err := lab.ValidateName(name); err != nil {
+				return fmt.Errorf("--lab-prefix %q: %w", prefix, err)
+			}
+			var plan []verdictVariant
+			for _, n := range soakRound {
+				s, err := scenario.Lookup(n)
+				if err != nil {
+					return err
+				}
+				args := shortSettings(s)
+				opt, err := parseVariant(args)
+				if err == nil {
+					err = scenario.CheckOwn(s, opt)
+				}
+				if err != nil {
+					return fmt.Errorf("soak %s: %w", n, err)
+				}
+				plan = append(plan, verdictVariant{Label: n, Scenario: s, Args: args, Opt: opt})
+			}
+			base, err := f.config(g)
+			if err != nil {
+				return err
+			}
+			home, err := filepath.Abs(homeOf(g))
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = filepath.Join(home, "bench", "soak-"+time.Now().UTC().Format("20060102T150405Z"))
+			}
+			if out, err = filepath.Abs(out); err != nil {
+				return err
+			}
+			if err := checkOutDir("--out", out); err != nil {
+				return err
+			}
+			b := &soakBench{base: base, name: name, home: home, out: out, rounds: rounds, plan: plan,
+				log: benchLogger(g), results: map[string][]scenario.Result{}}
+			return b.run(cmd.Context(), asJSON)
+		},
+	}
+	f.register(cmd, false)
+	_ = cmd.Flags().MarkHidden("routed") // the soak's scenarios need no router
+	fl := cmd.Flags()
+	fl.IntVar(&rounds, "runs", 10, "rounds, each a crash-reboot run then a power-off run")
+	fl.StringVar(&out, "out", "", "folder for the run folders and soak.json (default HOME/bench/soak-TIMESTAMP)")
+	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fl.StringVar(&prefix, "lab-prefix", "bench-s", "name prefix of the soak's lab: PREFIX1")
+	return cmd
+}
+
+// run brings the lab up, runs the rounds, takes the lab down and reports,
+// also when interrupted (then of the runs done so far).
+func (b *soakBench) run(ctx context.Context, asJSON bool) error {
+	defer b.takeDown()
+	t0 := time.Now()
+	n := b.rounds * len(b.plan)
+	progress("bench soak: %d round(s) of %s = %d runs in lab %s; run folders under %s",
+		b.rounds, strings.Join(soakRound, ", "), n, b.name, b.out)
+	rep := soakReport{Lab: b.name, Out: b.out, Rounds: b.rounds, Round: soakRound}
+	rep.Start = b.probe(ctx, "start", 0)
+	l, err := b.bringUp(ctx)
+	if err != nil {
+		return err
+	}
+	rep.Machine = fmt.Sprintf("accel %s, guest kernel %s, %d host CPUs", l.State.Accel, l.State.KernelRelease, runtime.NumCPU())
+	rep.LabUp = b.probe(ctx, "lab up", 0)
+	var werr error
+	i := 0
+rounds:
+	for round := 1; round <= b.rounds; round++ {
+		for _, v := range b.plan {
+			if ctx.Err() != nil {
+				break rounds
+			}
+			i++
+			run, ok := b.runOne(ctx, l, i, n, round, v)
+			if !ok && ctx.Err() == nil {
+				// A failed run may leave the lab broken: replace it, and
+				// count it, since it resets what the lab holds.
+				l.Close()
+				b.takeDown()
+				if l, err = b.bringUp(ctx); err != nil {
+					werr = err
+					rep.Runs = append(rep.Runs, run)
+					break rounds
+				}
+				run.Replaced = true
+				rep.Replaced++
+			}
+			rep.Runs = append(rep.Runs, run)
+		}
+	}
+	if l != nil {
+		l.Close()
+	}
+	b.takeDown()
+	end := b.probe(context.Background(), "end", 0)
+	rep.End = &end
+	rep.TookS = time.Since(t0).Seconds()
+	for _, v := range b.plan {
+		if rs := b.results[v.Label]; len(rs) > 0 {
+			rep.Verdicts = append(rep.Verdicts, summarizeVerdicts(v.Label, rs))
+		}
+	}
+	rep.Leaks = soakLeaks(rep)
+	if len(rep.Runs) > 0 {
+		js, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(b.out, 0o755); err != nil {
+			return fmt.Errorf("write soak.json: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(b.out, "soak.json"), append(js, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write soak.json: %w", err)
+		}
+		if asJSON {
+			fmt.Printf("%s\n", js)
+		} else if err := writeSoakReport(os.Stdout, rep, n); err != nil {
+			return err
+		}
+	}
+	if werr != nil {
+		return werr
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("bench soak interrupted after %d of %d runs: %w", len(rep.Runs), n, ctx.Err())
+	}
+	return nil
+}
+
+// bringUp brings the soak's lab up; a lab of that name that is already
+// there is an error, never taken over.
+func (b *soakBench) bringUp(ctx context.Context) (*lab.Lab, error) {
+	cfg := b.base
+	cfg.Name, cfg.Routed, cfg.Sysctls = b.name, false, benchLabSysctls
+	cfg.Log = b.log.With("lab", b.name)
+	progress("lab %s: bringing it up", b.name)
+	t0 := time.Now()
+	l, err := lab.Up(ctx, cfg)
+	if errors.Is(err, lab.ErrLabExists) {
+		return nil, fmt.Errorf("%w; or give the soak another --lab-prefix", err)
+	}
+	b.up = true // Up removes what it created on failure; down is idempotent
+	if err != nil {
+		return nil, err
+	}
+	progress("lab %s: up in %s", b.name, time.Since(t0).Round(100*time.Millisecond))
+	return l, nil
+}
+
+// takeDown takes the soak's lab down, with a context of its own so that it
+// also happens after Ctrl-C.
+func (b *soakBench) takeDown() {
+	if !b.up {
+		return
+	}
+	b.up = false
+	cfg := b.base
+	cfg.Name = b.name
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := lab.Down(ctx, cfg); err != nil {
+		progress("lab %s: take down: %v", b.name, err)
+		return
+	}
+	progress("lab %s: down", b.name)
+}
+
+// runOne runs scenario variant v as run i of n, with a probe before and
+// after, and reports whether it completed.
+func (b *soakBench) runOne(ctx context.Context, l *lab.Lab, i, n, round int, v verdictVariant) (soakRun, bool) {
+	tag := fmt.Sprintf("run %d/%d", i, n)
+	rec := soakRun{Run: i, Round: round, Scenario: v.Label}
+	rec.Before = b.probe(ctx, "before", i)
+	progress("%s  %s  (round %d/%d)", tag, v.Label, round, b.rounds)
+	t0 := time.Now()
+	res, err := scenario.Execute(ctx, v.Scenario, v.Opt, scenario.Config{Lab: l, Out: b.out, Log: b.log.With("lab", b.name)})
+	rec.TookS = time.Since(t0).Seconds()
+	var r scenario.Result
+	if res != nil {
+		r = *res
+	}
+	rec.RunDir = r.RunDir
+	if err != nil {
+		r.Scenario, r.Complete = v.Scenario.Name, false
+		rec.Verdict, rec.Error = "failed", err.Error()
+	} else {
+		rec.Verdict, rec.Observed, rec.DetectS = r.Verdict.String(), r.Observed.Error, r.Observed.DetectS
+	}
+	b.results[v.Label] = append(b.results[v.Label], r)
+	rec.After = b.probe(ctx, "after", i)
+	a := rec.After
+	if err != nil {
+		progress("%s  %s: failed after %s: %v", tag, v.Label, time.Duration(rec.TookS*float64(time.Second)).Round(time.Second), err)
+	} else {
+		progress("%s  %s: %s, %s in %s; fds %d, goroutines %d, qemu %d, listening %d, lab folder %s",
+			tag, v.Label, r.Verdict, detection(r), time.Duration(rec.TookS*float64(time.Second)).Round(time.Second),
+			a.FDs, a.Goroutines, a.QEMU, a.Listening, humanBytes(a.LabBytes))
+	}
+	return rec, err == nil
+}
+
+// probe measures what a leak would make grow.
+func (b *soakBench) probe(ctx context.Context, at string, run int) soakProbe {
+	p := soakProbe{At: at, Run: run, Goroutines: runtime.NumGoroutine()}
+	fail := func(what string, err error) { p.Errors = append(p.Errors, what+": "+err.Error()) }
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if hv, err := vms.Connect(pctx, vms.ResolveURI(b.base.URI)); err != nil {
+		fail("domains", err)
+	} else {
+		doms, err := hv.List(pctx)
+		hv.Close()
+		if err != nil {
+			fail("domains", err)
+		}
+		for _, d := range doms {
+			p.HostlabDomains++
+			if d.Lab == b.name || strings.HasPrefix(d.Name, vms.DomainPrefix+b.name+"-") {
+				p.Domains++
+			}
+		}
+	}
+	self, err := fdTargets("self")
+	if err != nil {
+		fail("fds", err)
+	}
+	p.FDs = len(self)
+	qemu, all := qemuPIDs(vms.DomainPrefix + b.name + "-")
+	p.QEMU, p.QEMUAll = len(qemu), all
+	inodes := socketInodes(self)
+	for _, pid := range qemu {
+		t, err := fdTargets(pid)
+		if err != nil {
+			fail("qemu "+pid+" fds", err)
+			continue
+		}
+		for k := range socketInodes(t) {
+			inodes[k] = true
+		}
+	}
+	var nerr error
+	p.Listening, p.ListeningAll, p.UDP, nerr = countSockets(inodes)
+	if nerr != nil {
+		fail("sockets", nerr)
+	}
+	p.LabBytes = treeBytes(filepath.Join(b.home, "labs", b.name), "")
+	p.CacheBytes = treeBytes(filepath.Join(b.home, "cache"), "")
+	p.HomeBytes = treeBytes(b.home, b.out)
+	p.OutBytes = treeBytes(b.out, "")
+	return p
+}
+
+// fdTargets reads the targets of a process's open file descriptors (pid
+// "self" for this one); the descriptor reading the folder is left out.
+func fdTargets(pid string) ([]string, error) {
+	dir := filepath.Join("/proc", pid, "fd")
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	own := strconv.Itoa(int(f.Fd()))
+	var out []string
+	for _, n := range names {
+		if pid == "self" && n == own {
+			continue
+		}
+		t, err := os.Readlink(filepath.Join(dir, n))
+		if err != nil {
+			continue // closed meanwhile
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// socketInodes picks the socket inodes out of fd targets ("socket:[N]").
+func socketInodes(targets []string) map[string]bool {
+	m := map[string]bool{}
+	for _, t := range targets {
+		if s, ok := strings.CutPrefix(t, "socket:["); ok {
+			m[strings.TrimSuffix(s, "]")] = true
+		}
+	}
+	return m
+}
+
+// qemuPIDs lists the QEMU processes whose command line names a domain
+// starting with prefix, and counts every QEMU process.
+func qemuPIDs(prefix string) (pids []string, all int) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(b), "qemu-system") {
+			continue
+		}
+		all++
+		if strings.Contains(string(b), "guest="+prefix) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids, all
+}
+
+// countSockets counts, from /proc/net, the listening TCP sockets and the
+// UDP sockets among inodes, and every listening TCP socket on the host.
+func countSockets(inodes map[string]bool) (listening, listeningAll, udp int, err error) {
+	for _, name := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		b, rerr := os.ReadFile(filepath.Join("/proc/net", name))
+		if rerr != nil {
+			err = rerr
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			mine := inodes[f[9]]
+			switch {
+			case strings.HasPrefix(name, "tcp") && f[3] == "0A": // TCP_LISTEN
+				listeningAll++
+				if mine {
+					listening++
+				}
+			case strings.HasPrefix(name, "udp") && mine:
+				udp++
+			}
+		}
+	}
+	return listening, listeningAll, udp, err
+}
+
+// treeBytes sums the sizes of the regular files under root, skipping the
+// folder skip.
+func treeBytes(root, skip string) int64 {
+	var n int64
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile, or unreadable: not counted
+		}
+		if d.IsDir() && skip != "" && p == skip {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// soakLeaks sums up each metric's course: steady state from after the
+// first run to after the last, and, for what the lab holds, from the start
+// to after the lab is down.
+func soakLeaks(rep soakReport) []soakLeak {
+	if len(rep.Runs) == 0 {
+		return nil
+	}
+	first, last := rep.Runs[0].After, rep.Runs[len(rep.Runs)-1].After
+	type metric struct {
+		name       string
+		get        func(soakProbe) int64
+		startToEnd bool
+		note       string
+	}
+	metrics := []metric{
+		{"domains of the lab", func(p soakProbe) int64 { return int64(p.Domains) }, true, ""},
+		{"QEMU processes of the lab", func(p soakProbe) int64 { return int64(p.QEMU) }, true, ""},
+		{"open fds of hostlab", func(p soakProbe) int64 { return int64(p.FDs) }, true, ""},
+		{"goroutines of hostlab", func(p soakProbe) int64 { return int64(p.Goroutines) }, true, ""},
+		{"listening TCP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.Listening) }, true, ""},
+		{"UDP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.UDP) }, true, ""},
+		{"lab folder bytes", func(p soakProbe) int64 { return p.LabBytes }, false,
+			"the lab's console logs and lab-link pcaps grow with every run; down removes them"},
+		{"cache bytes", func(p soakProbe) int64 { return p.CacheBytes }, false, ""},
+		{"HOME bytes without the run folders", func(p soakProbe) int64 { return p.HomeBytes }, false,
+			"other labs and benches sharing HOME count too"},
+	}
+	var out []soakLeak
+	for _, m := range metrics {
+		lk := soakLeak{Metric: m.name, First: m.get(first), Last: m.get(last), Note: m.note}
+		lk.Grew = lk.Last > lk.First
+		if m.startToEnd && rep.End != nil {
+			s, e := m.get(rep.Start), m.get(*rep.End)
+			lk.Start, lk.End = &s, &e
+			lk.Grew = lk.Grew || e > s
+		}
+		out = append(out, lk)
+	}
+	return out
+}
+
+// writeSoakReport prints the soak's table, verdicts and leaks.
+func writeSoakReport(w io.Writer, rep soakReport, planned int) error {
+	fmt.Fprintf(w, "soak of %d run(s) (%d round(s) of %s", len(rep.Runs), rep.Rounds, strings.Join(rep.Round, ", "))
+	if len(rep.Runs) < planned {
+		fmt.Fprintf(w, ", %d not run", planned-len(rep.Runs))
+	}
+	fmt.Fprintf(w, ") in lab %s in %s; %s\n", rep.Lab, (time.Duration(rep.TookS) * time.Second).Round(time.Second), rep.Machine)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSCENARIO\tVERDICT\tTOOK\tDOMAINS\tQEMU\tFDS\tGOROUTINES\tLISTEN\tUDP\tLAB DIR\tCACHE\tHOME")
+	row := func(run, scen, verdict, took string, p soakProbe) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", run, scen, verdict, took,
+			p.Domains, p.QEMU, p.FDs, p.Goroutines, p.Listening, p.UDP, humanBytes(p.LabBytes), humanBytes(p.CacheBytes), humanBytes(p.HomeBytes))
+	}
+	row("-", "(start)", "-", "-", rep.Start)
+	row("-", "(lab up)", "-", "-", rep.LabUp)
+	for _, r := range rep.Runs {
+		v := r.Verdict
+		if r.Replaced {
+			v += " (lab replaced)"
+		}
+		row(strconv.Itoa(r.Run), r.Scenario, v, (time.Duration(r.TookS) * time.Second).String(), r.After)
+	}
+	if rep.End != nil {
+		row("-", "(end, lab down)", "-", "-", *rep.End)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "columns after each run; soak.json has the probes before each run too, and host-wide counts (all hostlab domains, QEMUs, listening sockets)")
+	if err := writeVerdictTable(w, rep.Verdicts); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "leaks (after run 1 → after the last run; start → end where the lab's own resources are concerned):")
+	for _, lk := range rep.Leaks {
+		s := fmt.Sprintf("  %-52s %s → %s", lk.Metric, leakFigure(lk.Metric, lk.First), leakFigure(lk.Metric, lk.Last))
+		if lk.Start != nil && lk.End != nil {
+			s += fmt.Sprintf("; start %s, end %s", leakFigure(lk.Metric, *lk.Start), leakFigure(lk.Metric, *lk.End))
+		}
+		switch {
+		case lk.Grew && len(rep.Runs) > 1 && strings.HasSuffix(lk.Metric, "bytes"):
+			s += fmt.Sprintf(": GREW, %s per run", humanBytes((lk.Last-lk.First)/int64(len(rep.Runs)-1)))
+		case lk.Grew:
+			s += ": GREW"
+		default:
+			s += ": no growth"
+		}
+		if lk.Note != "" {
+			s += " (" + lk.Note + ")"
+		}
+		fmt.Fprintln(w, s)
+	}
+	if rep.Replaced > 0 {
+		fmt.Fprintf(w, "the lab was replaced %d time(s) after a failed run\n", rep.Replaced)
+	}
+	fmt.Fprintf(w, "run folders under %s (report in soak.json)\n", rep.Out)
+	return nil
+}
+
+// leakFigure prints a metric's value: bytes humanly, counts as they are.
+func leakFigure(metric string, v int64) string {
+	if strings.HasSuffix(metric, "bytes") {
+		return humanBytes(v)
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// humanBytes prints a size in B, KiB, MiB or GiB.
+func humanBytes(n int64) string {
+	switch {
+	case n < 0:
+		return "-" + humanBytes(-n)
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+}
+
+// progress prints one progress line on stderr.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
