@@ -187,7 +187,7 @@ func TestBuildImageRebuildsDamagedCache(t *testing.T) {
 			b[len(b)/2] ^= 0xff
 			os.WriteFile(img.Initrd, b, 0o644)
 		},
-		"truncated initrd": func() { os.WriteFile(img.Initrd, good[:len(good)/2], 0o644) },
+		"truncated initrd":   func() { os.WriteFile(img.Initrd, good[:len(good)/2], 0o644) },
 		"garbage image.json": func() { os.WriteFile(meta, []byte("{not json"), 0o644) },
 		"image.json without checksum": func() {
 			os.WriteFile(meta, bytes.Replace(goodMeta, []byte(img.InitrdSHA256), nil, 1), 0o644)
