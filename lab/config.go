@@ -77,7 +77,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch c.Accel {
 	case "auto", string(vms.AccelKVM), string(vms.AccelTCG):
 	default:
-		return c, fmt.Errorf("accelerator %q is not auto, kvm or tcg", c.Accel)
+		return c, fmt.Errorf("--accel %q: use auto, kvm or tcg", c.Accel)
 	}
 	if c.Grace == 0 {
 		c.Grace = 5 * time.Second

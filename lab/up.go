@@ -82,15 +82,14 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err := cfg.validateUp(); err != nil {
 		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
 	}
+	if err := CheckFreeSpace(cfg.Home, minFreeBytes); err != nil {
+		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
+	}
 	hv, err := vms.Connect(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
 	}
 	r := &upRun{cfg: cfg, hv: hv, dir: cfg.labDir()}
-	if err := CheckFreeSpace(cfg.Home, minFreeBytes); err != nil {
-		hv.Close()
-		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
-	}
 	if err := r.checkAbsent(ctx); err != nil {
 		hv.Close()
 		return nil, err

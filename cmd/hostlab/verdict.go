@@ -29,7 +29,7 @@ prove are rejected). Nothing in the folder is changed.`,
 			for _, dir := range args {
 				res, err := scenario.Rejudge(dir, k)
 				if err != nil {
-					return err
+					return fmt.Errorf("%w: give a run folder (HOME/runs/TIMESTAMP-SCENARIO, or under --out)", err)
 				}
 				if asJSON {
 					enc := json.NewEncoder(os.Stdout)
