@@ -90,6 +90,8 @@ type soakRun struct {
 // soakLeak is one metric's course over the soak.
 type soakLeak struct {
 	Metric string `json:"metric"`
+	// Unit is "count" or "bytes".
+	Unit string `json:"unit"`
 	// First and Last are the metric after the first and the last run:
 	// steady state, once the first run has opened what runs keep open.
 	First int64 `json:"after_first_run"`
@@ -536,23 +538,27 @@ func soakLeaks(rep soakReport) []soakLeak {
 		get        func(soakProbe) int64
 		startToEnd bool
 		note       string
+		bytes      bool
 	}
 	metrics := []metric{
-		{"domains of the lab", func(p soakProbe) int64 { return int64(p.Domains) }, true, ""},
-		{"QEMU processes of the lab", func(p soakProbe) int64 { return int64(p.QEMU) }, true, ""},
-		{"open fds of hostlab", func(p soakProbe) int64 { return int64(p.FDs) }, true, ""},
-		{"goroutines of hostlab", func(p soakProbe) int64 { return int64(p.Goroutines) }, true, ""},
-		{"listening TCP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.Listening) }, true, ""},
-		{"UDP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.UDP) }, true, ""},
-		{"lab folder bytes", func(p soakProbe) int64 { return p.LabBytes }, false,
-			"the lab's console logs and lab-link pcaps grow with every run; down removes them"},
-		{"cache bytes", func(p soakProbe) int64 { return p.CacheBytes }, false, ""},
-		{"HOME bytes without the run folders", func(p soakProbe) int64 { return p.HomeBytes }, false,
-			"other labs and benches sharing HOME count too"},
+		{"domains of the lab", func(p soakProbe) int64 { return int64(p.Domains) }, true, "", false},
+		{"QEMU processes of the lab", func(p soakProbe) int64 { return int64(p.QEMU) }, true, "", false},
+		{"open fds of hostlab", func(p soakProbe) int64 { return int64(p.FDs) }, true, "", false},
+		{"goroutines of hostlab", func(p soakProbe) int64 { return int64(p.Goroutines) }, true, "", false},
+		{"listening TCP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.Listening) }, true, "", false},
+		{"UDP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.UDP) }, true, "", false},
+		{"lab folder", func(p soakProbe) int64 { return p.LabBytes }, false,
+			"the lab's console logs and lab-link pcaps grow with every run; down removes them", true},
+		{"cache", func(p soakProbe) int64 { return p.CacheBytes }, false, "", true},
+		{"HOME without the run folders", func(p soakProbe) int64 { return p.HomeBytes }, false,
+			"other labs and benches sharing HOME count too", true},
 	}
 	var out []soakLeak
 	for _, m := range metrics {
-		lk := soakLeak{Metric: m.name, First: m.get(first), Last: m.get(last), Note: m.note}
+		lk := soakLeak{Metric: m.name, Unit: "count", First: m.get(first), Last: m.get(last), Note: m.note}
+		if m.bytes {
+			lk.Unit = "bytes"
+		}
 		lk.Grew = lk.Last > lk.First
 		if m.startToEnd && rep.End != nil {
 			s, e := m.get(rep.Start), m.get(*rep.End)
@@ -598,12 +604,12 @@ func writeSoakReport(w io.Writer, rep soakReport, planned int) error {
 	}
 	fmt.Fprintln(w, "leaks (after run 1 → after the last run; start → end where the lab's own resources are concerned):")
 	for _, lk := range rep.Leaks {
-		s := fmt.Sprintf("  %-52s %s → %s", lk.Metric, leakFigure(lk.Metric, lk.First), leakFigure(lk.Metric, lk.Last))
+		s := fmt.Sprintf("  %-52s %s → %s", lk.Metric, lk.figure(lk.First), lk.figure(lk.Last))
 		if lk.Start != nil && lk.End != nil {
-			s += fmt.Sprintf("; start %s, end %s", leakFigure(lk.Metric, *lk.Start), leakFigure(lk.Metric, *lk.End))
+			s += fmt.Sprintf("; start %s, end %s", lk.figure(*lk.Start), lk.figure(*lk.End))
 		}
 		switch {
-		case lk.Grew && len(rep.Runs) > 1 && strings.HasSuffix(lk.Metric, "bytes"):
+		case lk.Grew && len(rep.Runs) > 1 && lk.Unit == "bytes":
 			s += fmt.Sprintf(": GREW, %s per run", humanBytes((lk.Last-lk.First)/int64(len(rep.Runs)-1)))
 		case lk.Grew:
 			s += ": GREW"
@@ -622,9 +628,10 @@ func writeSoakReport(w io.Writer, rep soakReport, planned int) error {
 	return nil
 }
 
-// leakFigure prints a metric's value: bytes humanly, counts as they are.
-func leakFigure(metric string, v int64) string {
-	if strings.HasSuffix(metric, "bytes") {
+// figure prints one of the metric's values: bytes humanly, counts as they
+// are.
+func (lk soakLeak) figure(v int64) string {
+	if lk.Unit == "bytes" {
 		return humanBytes(v)
 	}
 	return strconv.FormatInt(v, 10)
