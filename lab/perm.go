@@ -1,8 +1,11 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // Modes of a lab folder and the secrets in it. A lab folder holds the
@@ -21,10 +24,14 @@ const (
 	initrdModeFallback = 0o644
 )
 
-// makeLabDir creates dir (and its parents) and gives it labDirMode with
-// QEMU's group, whatever the umask.
+// makeLabDir creates dir and gives it labDirMode with QEMU's group,
+// whatever the umask. Parents it creates (HOME/labs) are 0755, so that QEMU
+// can traverse them.
 func makeLabDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	_, gid, ok := qemuUser()

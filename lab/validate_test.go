@@ -23,8 +23,8 @@ func TestLabFolderModes(t *testing.T) {
 	}
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
-	home := t.TempDir()
-	base := filepath.Join(home, "base.cpio")
+	home := filepath.Join(t.TempDir(), "home") // created by the keys step
+	base := filepath.Join(t.TempDir(), "base.cpio")
 	if err := os.WriteFile(base, []byte("070701 not really an initrd"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,12 @@ func TestLabFolderModes(t *testing.T) {
 	r := &upRun{cfg: cfg, dir: cfg.labDir(), img: provision.Image{Initrd: base}}
 	if err := r.keys(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// The folders above it, created on the way, let QEMU through.
+	for _, p := range []string{cfg.Home, filepath.Dir(r.dir)} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v, %v; want 0755 (QEMU traverses it)", p, fi.Mode().Perm(), err)
+		}
 	}
 	fi, err := os.Stat(r.dir)
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hostlab/hostlab/lab"
-	"github.com/hostlab/hostlab/vms"
 )
 
 // globals are the flags every verb shares.
@@ -86,15 +85,10 @@ func unknownVerb(cmd *cobra.Command, args []string) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// check refuses global flags that cannot work, before any verb runs: a
-// --connect that is not a libvirt URI for QEMU, a --home that is not a
-// folder. It makes --home absolute: QEMU is handed paths under it.
+// check refuses a --home that is not a folder before any verb runs, and
+// makes --home absolute: QEMU is handed paths under it. (--connect is
+// checked where it is used, vms.Connect, after the verb's own flags.)
 func (g *globals) check() error {
-	if g.connect != "" {
-		if err := vms.CheckURI(g.connect); err != nil {
-			return err
-		}
-	}
 	if g.home != "" {
 		abs, err := filepath.Abs(g.home)
 		if err != nil {
