@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -44,8 +45,11 @@ type soakProbe struct {
 	QEMU int `json:"qemu"`
 	// QEMUAll counts every QEMU process on the host, other labs' too.
 	QEMUAll int `json:"qemu_all"`
-	// FDs counts the open file descriptors of this hostlab process.
-	FDs int `json:"fds"`
+	// FDs counts the open file descriptors of this hostlab process, and
+	// FDKinds by what they are ("socket", "pipe", "anon_inode:[eventpoll]",
+	// or the file's path).
+	FDs     int            `json:"fds"`
+	FDKinds map[string]int `json:"fd_kinds,omitempty"`
 	// Goroutines counts this process's goroutines.
 	Goroutines int `json:"goroutines"`
 	// Listening counts the TCP sockets in LISTEN held by this process and
@@ -87,22 +91,28 @@ type soakRun struct {
 	After    soakProbe `json:"after"`
 }
 
-// soakLeak is one metric's course over the soak.
+// soakLeak is one metric's course over the soak, and whether it leaks.
 type soakLeak struct {
 	Metric string `json:"metric"`
 	// Unit is "count" or "bytes".
 	Unit string `json:"unit"`
-	// First and Last are the metric after the first and the last run:
-	// steady state, once the first run has opened what runs keep open.
+	// First and Last are the metric after the first and the last run; Min
+	// and Max its range after every run.
 	First int64 `json:"after_first_run"`
 	Last  int64 `json:"after_last_run"`
-	// Start and End are the metric before the lab was up and after it was
-	// taken down (where that comparison means something).
+	Min   int64 `json:"min"`
+	Max   int64 `json:"max"`
+	// Start, LabUp and End are the metric before the lab was up, once it
+	// was up, and after it was taken down.
 	Start *int64 `json:"start,omitempty"`
+	LabUp *int64 `json:"lab_up,omitempty"`
 	End   *int64 `json:"end,omitempty"`
-	// Grew says the metric was higher after the last run than after the
-	// first, or higher at the end than at the start.
+	// Grew says the metric leaks: it drifted up across the runs (its
+	// lowest value over the last third of the runs is above its highest
+	// over the first third), or the lab left some of it behind (Why says
+	// which).
 	Grew bool   `json:"grew"`
+	Why  string `json:"why,omitempty"`
 	Note string `json:"note,omitempty"`
 }
 
@@ -140,7 +150,7 @@ type soakBench struct {
 func newBenchSoakCmd(g *globals) *cobra.Command {
 	f := &upFlags{}
 	var rounds int
-	var out, prefix string
+	var out, prefix, report string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "soak",
@@ -154,6 +164,9 @@ the lab's QEMUs, and the size of the lab folder, the cache and HOME; then the ve
 Every run folder stays under --out.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if report != "" {
+				return resummarizeSoak(report, asJSON)
+			}
 			if rounds < 1 {
 				return fmt.Errorf("--runs %d: must be at least 1", rounds)
 			}
@@ -209,7 +222,30 @@ Every run folder stays under --out.`,
 	fl.StringVar(&out, "out", "", "folder for the run folders and soak.json (default HOME/bench/soak-TIMESTAMP)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fl.StringVar(&prefix, "lab-prefix", "bench-s", "name prefix of the soak's lab: PREFIX1")
+	fl.StringVar(&report, "report", "", "print the report of an earlier soak again from its soak.json (leaks judged by this build)")
 	return cmd
+}
+
+// resummarizeSoak prints the report of an earlier soak from its soak.json.
+func resummarizeSoak(path string, asJSON bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--report: %w: give a soak.json", err)
+	}
+	var rep soakReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("--report %s: %v: give a soak.json written by hostlab bench soak", path, err)
+	}
+	rep.Leaks = soakLeaks(rep)
+	if asJSON {
+		js, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s\n", js)
+		return nil
+	}
+	return writeSoakReport(os.Stdout, rep, rep.Rounds*len(rep.Round))
 }
 
 // run brings the lab up, runs the rounds, takes the lab down and reports,
@@ -391,6 +427,7 @@ func (b *soakBench) probe(ctx context.Context, at string, run int) soakProbe {
 		fail("fds", err)
 	}
 	p.FDs = len(self)
+	p.FDKinds = fdKinds(self)
 	qemu, all := qemuPIDs(vms.DomainPrefix + b.name + "-")
 	p.QEMU, p.QEMUAll = len(qemu), all
 	inodes := socketInodes(self)
@@ -442,6 +479,19 @@ func fdTargets(pid string) ([]string, error) {
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// fdKinds counts fd targets by kind: sockets and pipes without their
+// inode, other targets as they are.
+func fdKinds(targets []string) map[string]int {
+	m := map[string]int{}
+	for _, t := range targets {
+		if kind, _, ok := strings.Cut(t, ":["); ok && (kind == "socket" || kind == "pipe") {
+			t = kind
+		}
+		m[t]++
+	}
+	return m
 }
 
 // socketInodes picks the socket inodes out of fd targets ("socket:[N]").
@@ -525,45 +575,64 @@ func treeBytes(root, skip string) int64 {
 	return n
 }
 
-// soakLeaks sums up each metric's course: steady state from after the
-// first run to after the last, and, for what the lab holds, from the start
-// to after the lab is down.
+// soakLeaks judges each metric. A leak grows with the number of runs, so
+// the course across the runs decides, not two samples of a value that
+// moves as goroutines and connections come and go: the lowest value over
+// the last third of the runs must not be above the highest over the first
+// third. After the lab is down, what it held (domains, QEMU processes,
+// their sockets) must be back at the start, and this process's fds and
+// goroutines no higher than with the lab up before any run.
 func soakLeaks(rep soakReport) []soakLeak {
 	if len(rep.Runs) == 0 {
 		return nil
 	}
-	first, last := rep.Runs[0].After, rep.Runs[len(rep.Runs)-1].After
 	type metric struct {
-		name       string
-		get        func(soakProbe) int64
-		startToEnd bool
-		note       string
-		bytes      bool
+		name  string
+		get   func(soakProbe) int64
+		end   string // "start": back at the start after down; "lab up": no higher than with the lab up
+		note  string
+		bytes bool
 	}
 	metrics := []metric{
-		{"domains of the lab", func(p soakProbe) int64 { return int64(p.Domains) }, true, "", false},
-		{"QEMU processes of the lab", func(p soakProbe) int64 { return int64(p.QEMU) }, true, "", false},
-		{"open fds of hostlab", func(p soakProbe) int64 { return int64(p.FDs) }, true, "", false},
-		{"goroutines of hostlab", func(p soakProbe) int64 { return int64(p.Goroutines) }, true, "", false},
-		{"listening TCP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.Listening) }, true, "", false},
-		{"UDP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.UDP) }, true, "", false},
-		{"lab folder", func(p soakProbe) int64 { return p.LabBytes }, false,
+		{"domains of the lab", func(p soakProbe) int64 { return int64(p.Domains) }, "start", "", false},
+		{"QEMU processes of the lab", func(p soakProbe) int64 { return int64(p.QEMU) }, "start", "", false},
+		{"open fds of hostlab", func(p soakProbe) int64 { return int64(p.FDs) }, "lab up", "", false},
+		{"goroutines of hostlab", func(p soakProbe) int64 { return int64(p.Goroutines) }, "lab up", "", false},
+		{"listening TCP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.Listening) }, "start", "", false},
+		{"UDP sockets (hostlab and the lab's QEMUs)", func(p soakProbe) int64 { return int64(p.UDP) }, "start", "", false},
+		{"lab folder", func(p soakProbe) int64 { return p.LabBytes }, "",
 			"the lab's console logs and lab-link pcaps grow with every run; down removes them", true},
-		{"cache", func(p soakProbe) int64 { return p.CacheBytes }, false, "", true},
-		{"HOME without the run folders", func(p soakProbe) int64 { return p.HomeBytes }, false,
+		{"cache", func(p soakProbe) int64 { return p.CacheBytes }, "", "other builds sharing HOME add images too", true},
+		{"HOME without the run folders", func(p soakProbe) int64 { return p.HomeBytes }, "",
 			"other labs and benches sharing HOME count too", true},
 	}
+	third := max(len(rep.Runs)/3, 1)
 	var out []soakLeak
 	for _, m := range metrics {
-		lk := soakLeak{Metric: m.name, Unit: "count", First: m.get(first), Last: m.get(last), Note: m.note}
+		vals := make([]int64, len(rep.Runs))
+		for i, r := range rep.Runs {
+			vals[i] = m.get(r.After)
+		}
+		lk := soakLeak{Metric: m.name, Unit: "count", First: vals[0], Last: vals[len(vals)-1],
+			Min: slices.Min(vals), Max: slices.Max(vals), Note: m.note}
 		if m.bytes {
 			lk.Unit = "bytes"
 		}
-		lk.Grew = lk.Last > lk.First
-		if m.startToEnd && rep.End != nil {
-			s, e := m.get(rep.Start), m.get(*rep.End)
-			lk.Start, lk.End = &s, &e
-			lk.Grew = lk.Grew || e > s
+		if len(vals) >= 2 {
+			early, late := slices.Max(vals[:third]), slices.Min(vals[len(vals)-third:])
+			if late > early {
+				lk.Grew, lk.Why = true, fmt.Sprintf("over the last %d run(s) never below %s, above the first %d run(s)' highest %s", third, lk.figure(late), third, lk.figure(early))
+			}
+		}
+		if m.end != "" && rep.End != nil {
+			s, u, e := m.get(rep.Start), m.get(rep.LabUp), m.get(*rep.End)
+			lk.Start, lk.LabUp, lk.End = &s, &u, &e
+			switch {
+			case m.end == "start" && e > s:
+				lk.Grew, lk.Why = true, fmt.Sprintf("%s left after the lab is down (%s at the start)", lk.figure(e), lk.figure(s))
+			case m.end == "lab up" && e > max(s, u):
+				lk.Grew, lk.Why = true, fmt.Sprintf("%s after the lab is down, more than with the lab up (%s)", lk.figure(e), lk.figure(max(s, u)))
+			}
 		}
 		out = append(out, lk)
 	}
@@ -602,19 +671,20 @@ func writeSoakReport(w io.Writer, rep soakReport, planned int) error {
 	if err := writeVerdictTable(w, rep.Verdicts); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "leaks (after run 1 → after the last run; start → end where the lab's own resources are concerned):")
+	fmt.Fprintln(w, "leaks (after run 1 → after the last run, range over the runs; start / lab up / end after down):")
 	for _, lk := range rep.Leaks {
-		s := fmt.Sprintf("  %-52s %s → %s", lk.Metric, lk.figure(lk.First), lk.figure(lk.Last))
-		if lk.Start != nil && lk.End != nil {
-			s += fmt.Sprintf("; start %s, end %s", lk.figure(*lk.Start), lk.figure(*lk.End))
+		s := fmt.Sprintf("  %-52s %s → %s (%s–%s)", lk.Metric, lk.figure(lk.First), lk.figure(lk.Last), lk.figure(lk.Min), lk.figure(lk.Max))
+		if lk.Start != nil && lk.LabUp != nil && lk.End != nil {
+			s += fmt.Sprintf("; %s / %s / %s", lk.figure(*lk.Start), lk.figure(*lk.LabUp), lk.figure(*lk.End))
+		}
+		if lk.Unit == "bytes" && len(rep.Runs) > 1 {
+			s += fmt.Sprintf(", %s per run", humanBytes((lk.Last-lk.First)/int64(len(rep.Runs)-1)))
 		}
 		switch {
-		case lk.Grew && len(rep.Runs) > 1 && lk.Unit == "bytes":
-			s += fmt.Sprintf(": GREW, %s per run", humanBytes((lk.Last-lk.First)/int64(len(rep.Runs)-1)))
 		case lk.Grew:
-			s += ": GREW"
+			s += ": GROWS: " + lk.Why
 		default:
-			s += ": no growth"
+			s += ": no leak"
 		}
 		if lk.Note != "" {
 			s += " (" + lk.Note + ")"
