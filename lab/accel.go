@@ -77,16 +77,19 @@ func probeKVM(ctx context.Context, cfg Config, hv *vms.Hypervisor, img provision
 	if err != nil {
 		return fmt.Errorf("probe folder: %w", err)
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	defer os.RemoveAll(dir)
+	if err := makeLabDir(dir); err != nil {
 		return fmt.Errorf("probe folder: %w", err)
 	}
-	defer os.RemoveAll(dir)
 	host, err := provision.GenerateKey()
 	if err != nil {
 		return err
 	}
 	initrd := filepath.Join(dir, "probe.initrd")
 	if err := provision.WriteGuestInitrd(ctx, img.Initrd, initrd, host, []ssh.PublicKey{host.PublicKey()}); err != nil {
+		return err
+	}
+	if err := handInitrd(initrd); err != nil {
 		return err
 	}
 	port, err := freeTCPPort()

@@ -61,6 +61,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Home == "" {
 		c.Home = HomeDir()
 	}
+	// QEMU is handed paths under Home: they must not depend on the working
+	// directory.
+	home, err := filepath.Abs(c.Home)
+	if err != nil {
+		return c, fmt.Errorf("home %s: %w", c.Home, err)
+	}
+	c.Home = home
 	if c.MemoryMiB == 0 {
 		c.MemoryMiB = 128
 	}
@@ -70,7 +77,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch c.Accel {
 	case "auto", string(vms.AccelKVM), string(vms.AccelTCG):
 	default:
-		return c, fmt.Errorf("accelerator %q is not auto, kvm or tcg", c.Accel)
+		return c, fmt.Errorf("--accel %q: use auto, kvm or tcg", c.Accel)
 	}
 	if c.Grace == 0 {
 		c.Grace = 5 * time.Second

@@ -79,15 +79,17 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cfg.validateUp(); err != nil {
+		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
+	}
+	if err := CheckFreeSpace(cfg.Home, minFreeBytes); err != nil {
+		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
+	}
 	hv, err := vms.Connect(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
 	}
 	r := &upRun{cfg: cfg, hv: hv, dir: cfg.labDir()}
-	if err := CheckFreeSpace(cfg.Home, minFreeBytes); err != nil {
-		hv.Close()
-		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
-	}
 	if err := r.checkAbsent(ctx); err != nil {
 		hv.Close()
 		return nil, err
@@ -108,7 +110,11 @@ func Up(ctx context.Context, cfg Config) (*Lab, error) {
 		cfg.Log.Debug("step done", "step", s.name, "took", time.Since(t0).Round(time.Millisecond))
 	}
 	l := &Lab{cfg: cfg, hv: hv, dir: r.dir, State: r.state, signer: r.client.Signer}
-	if err := l.waitReady(ctx); err != nil {
+	err = l.waitReady(ctx)
+	if err == nil {
+		err = l.checkBootSysctls(ctx, r.bootSysctls())
+	}
+	if err != nil {
 		r.rollback()
 		hv.Close()
 		return nil, fmt.Errorf("up lab %s: %w", cfg.Name, err)
@@ -156,7 +162,7 @@ func (r *upRun) pickAccel(ctx context.Context) error {
 // keys creates the lab folder, the client key and one host key and initrd per
 // guest.
 func (r *upRun) keys(ctx context.Context) error {
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+	if err := makeLabDir(r.dir); err != nil {
 		return fmt.Errorf("create lab folder: %w", err)
 	}
 	var err error
@@ -184,6 +190,9 @@ func (r *upRun) keys(ctx context.Context) error {
 			MemoryMiB: r.cfg.MemoryMiB,
 		}
 		if err := provision.WriteGuestInitrd(ctx, r.img.Initrd, g.Initrd, host, []ssh.PublicKey{r.client.PublicKey()}); err != nil {
+			return err
+		}
+		if err := handInitrd(g.Initrd); err != nil {
 			return err
 		}
 		r.state.Guests = append(r.state.Guests, g)
@@ -257,12 +266,27 @@ func (r *upRun) start(ctx context.Context) error {
 	return eg.Wait()
 }
 
-// machine is the domain description of guest g.
-func (r *upRun) machine(g GuestState) vms.Machine {
-	sysctls := r.cfg.Sysctls[g.Role]
-	if g.Role == RoleRouter {
+// guestSysctls are the sysctls guest role's init applies at boot.
+func (r *upRun) guestSysctls(role string) []string {
+	sysctls := r.cfg.Sysctls[role]
+	if role == RoleRouter {
 		sysctls = append(append([]string(nil), routerSysctls...), sysctls...)
 	}
+	return sysctls
+}
+
+// bootSysctls are the boot sysctls of every guest, by role.
+func (r *upRun) bootSysctls() map[string][]string {
+	m := map[string][]string{}
+	for _, g := range r.state.Guests {
+		m[g.Role] = r.guestSysctls(g.Role)
+	}
+	return m
+}
+
+// machine is the domain description of guest g.
+func (r *upRun) machine(g GuestState) vms.Machine {
+	sysctls := r.guestSysctls(g.Role)
 	m := vms.Machine{
 		Name: g.Domain, Lab: r.cfg.Name, Role: g.Role,
 		Kernel: r.img.Kernel, Initrd: g.Initrd,

@@ -4,6 +4,8 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 )
 
 // checkStaticELF verifies that path is a statically linked x86-64 ELF
@@ -36,4 +38,31 @@ func checkStaticBusybox(path string) error {
 		return fmt.Errorf("busybox %s is dynamically linked: install busybox-static", path)
 	}
 	return err
+}
+
+// CheckGuestExecutable verifies that path can run in a guest as it is: a
+// regular file that is a static x86-64 ELF executable or a script starting
+// with "#!" (the guest has busybox's sh, no libc and no dynamic loader).
+func CheckGuestExecutable(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	head := make([]byte, 4)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	switch {
+	case n >= 2 && string(head[:2]) == "#!":
+		return nil
+	case n == 4 && string(head) == elf.ELFMAG:
+		return checkStaticELF(path, "program")
+	}
+	return fmt.Errorf("%s is neither an ELF executable nor a #! script", path)
 }

@@ -67,6 +67,9 @@ type Image struct {
 	Modules []string `json:"modules"`
 	// InitrdSize is the size of Initrd in bytes.
 	InitrdSize int64 `json:"initrd_size"`
+	// InitrdSHA256 is the hex sha256 of Initrd, checked on every use: a
+	// damaged cache entry is rebuilt, never booted.
+	InitrdSHA256 string `json:"initrd_sha256"`
 }
 
 // BuildImage returns the image for cfg from the cache, building it when it
@@ -138,6 +141,9 @@ func BuildImage(ctx context.Context, cfg ImageConfig) (Image, error) {
 	if img.InitrdSize, err = writeBaseInitrd(initrd, guest, busybox, applets, mods); err != nil {
 		return Image{}, err
 	}
+	if img.InitrdSHA256, err = fileSHA256(initrd); err != nil {
+		return Image{}, err
+	}
 	if err := writeJSON(filepath.Join(stage, "image.json"), img); err != nil {
 		return Image{}, err
 	}
@@ -161,7 +167,8 @@ func imageKey(cfg ImageConfig, kernelHash string, guest, busybox []byte, mods []
 }
 
 // loadImage reads image.json in dir and checks it against key and the
-// initrd on disk. Image.Kernel is filled in by the caller.
+// initrd on disk (size and sha256). Image.Kernel is filled in by the
+// caller.
 func loadImage(dir, key string) (Image, error) {
 	var img Image
 	if err := readJSON(filepath.Join(dir, "image.json"), &img); err != nil {
@@ -173,6 +180,13 @@ func loadImage(dir, key string) (Image, error) {
 	img.Initrd = filepath.Join(dir, "initrd.cpio")
 	if err := checkFileSize(img.Initrd, img.InitrdSize); err != nil {
 		return Image{}, err
+	}
+	sum, err := fileSHA256(img.Initrd)
+	if err != nil {
+		return Image{}, err
+	}
+	if img.InitrdSHA256 == "" || sum != img.InitrdSHA256 {
+		return Image{}, fmt.Errorf("%s: initrd sha256 %s, want %q", dir, sum, img.InitrdSHA256)
 	}
 	return img, nil
 }

@@ -166,3 +166,42 @@ func TestCheckStaticBusybox(t *testing.T) {
 		t.Errorf("checkStaticBusybox(/bin/ls) = %v, want advice to install busybox-static", err)
 	}
 }
+
+// TestBuildImageRebuildsDamagedCache damages a cached image every way a
+// crash or a disk could — a flipped byte at the same size, a truncated
+// initrd, garbage or an old image.json without a checksum — and expects
+// each to be rebuilt, byte for byte, never used.
+func TestBuildImageRebuildsDamagedCache(t *testing.T) {
+	ctx := context.Background()
+	cfg := ImageConfig{CacheDir: t.TempDir(), Kernel: fakeKernel(t), GuestBinary: staticBinary(t), Busybox: busyboxPath(t), Modules: []string{"a"}}
+	img, err := BuildImage(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(img.Initrd)
+	meta := filepath.Join(filepath.Dir(img.Initrd), "image.json")
+	goodMeta, _ := os.ReadFile(meta)
+	damages := map[string]func(){
+		"flipped byte": func() {
+			b := bytes.Clone(good)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(img.Initrd, b, 0o644)
+		},
+		"truncated initrd":   func() { os.WriteFile(img.Initrd, good[:len(good)/2], 0o644) },
+		"garbage image.json": func() { os.WriteFile(meta, []byte("{not json"), 0o644) },
+		"image.json without checksum": func() {
+			os.WriteFile(meta, bytes.Replace(goodMeta, []byte(img.InitrdSHA256), nil, 1), 0o644)
+		},
+	}
+	for name, damage := range damages {
+		damage()
+		got, err := BuildImage(ctx, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		data, _ := os.ReadFile(got.Initrd)
+		if !bytes.Equal(data, good) || got.InitrdSHA256 != img.InitrdSHA256 {
+			t.Errorf("%s: the damaged image was used, not rebuilt", name)
+		}
+	}
+}

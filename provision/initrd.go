@@ -22,8 +22,8 @@ const (
 // allowed to log in (GuestAuthorizedKeysPath). The kernel unpacks
 // concatenated archives in order.
 //
-// out is 0644 although it contains a private key: QEMU runs as another user
-// and must read it, and the key only protects a throw-away lab guest.
+// out is 0600, since it holds a private key; QEMU runs as another user, so
+// the caller hands it to that user (see lab).
 func WriteGuestInitrd(ctx context.Context, base, out string, hostKey KeyPair, authorized []ssh.PublicKey) error {
 	if len(hostKey.PrivatePEM) == 0 {
 		return fmt.Errorf("write guest initrd %s: host key not set", out)
@@ -51,7 +51,7 @@ func WriteGuestInitrd(ctx context.Context, base, out string, hostKey KeyPair, au
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(tmp.Name(), filePerm)
+		err = os.Chmod(tmp.Name(), 0o600)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), out)

@@ -3,8 +3,10 @@ package provision
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -54,6 +56,26 @@ func LoadKeyPair(path string) (KeyPair, error) {
 	}
 	return k, nil
 }
+
+// String names k by its public key's fingerprint and never shows the
+// private half, so that a KeyPair printed or logged by mistake leaks
+// nothing.
+func (k KeyPair) String() string {
+	if k.Signer == nil {
+		return "ssh key (unset)"
+	}
+	return "ssh key " + ssh.FingerprintSHA256(k.PublicKey())
+}
+
+// GoString is String, for %#v.
+func (k KeyPair) GoString() string { return k.String() }
+
+// LogValue is String, for log/slog.
+func (k KeyPair) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalJSON encodes String, never the private key (slog's JSON handler
+// marshals a KeyPair inside a struct with encoding/json).
+func (k KeyPair) MarshalJSON() ([]byte, error) { return json.Marshal(k.String()) }
 
 // PublicKey returns the public half of k.
 func (k KeyPair) PublicKey() ssh.PublicKey { return k.Signer.PublicKey() }

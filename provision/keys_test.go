@@ -60,8 +60,8 @@ func TestWriteGuestInitrd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("%s: %v, %v; want mode 0644", out, fi.Mode(), err)
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, %v; want mode 0600 (it holds a private key)", out, fi.Mode(), err)
 	}
 	data, _ := os.ReadFile(out)
 	if !bytes.HasPrefix(data, b.Bytes()) {

@@ -67,11 +67,28 @@ func ResolveURI(flag string) string {
 	return DefaultURI
 }
 
-// Connect dials the libvirt daemon at uri (see ResolveURI).
-func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
+// CheckURI reports, in one line naming the fix, a libvirt URI hostlab
+// cannot use: not a URI, or not one of QEMU's (qemu:///system,
+// qemu+ssh://HOST/system, …).
+func CheckURI(uri string) error {
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("libvirt uri %q is not a URI like qemu:///system: fix --connect or LIBVIRT_DEFAULT_URI", uri)
+		return fmt.Errorf("libvirt uri %q is not a URI like qemu:///system: fix --connect or LIBVIRT_DEFAULT_URI", uri)
+	}
+	if driver, _, _ := strings.Cut(u.Scheme, "+"); driver != "qemu" {
+		return fmt.Errorf("libvirt uri %q: hostlab drives QEMU guests: give qemu:///system (or qemu+ssh://HOST/system) in --connect or LIBVIRT_DEFAULT_URI", uri)
+	}
+	return nil
+}
+
+// Connect dials the libvirt daemon at uri (see ResolveURI).
+func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
+	if err := CheckURI(uri); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, err
 	}
 	var lv *libvirt.Libvirt
 	err = callCtx(ctx, "connect "+uri, func() error {
@@ -83,7 +100,7 @@ func Connect(ctx context.Context, uri string) (*Hypervisor, error) {
 		if strings.HasPrefix(u.Scheme, "qemu") && !strings.Contains(u.Scheme, "+") && u.Host == "" {
 			return nil, fmt.Errorf("%w at %s (%v): run `hostlab setup` or start libvirtd", ErrDaemonUnreachable, uri, err)
 		}
-		return nil, fmt.Errorf("%w at %s: %v", ErrDaemonUnreachable, uri, err)
+		return nil, fmt.Errorf("%w at %s: %v: check --connect (or LIBVIRT_DEFAULT_URI) and that libvirtd runs there", ErrDaemonUnreachable, uri, err)
 	}
 	return newHypervisor(lv, uri), nil
 }

@@ -200,9 +200,14 @@ func domainType(a Accel) string {
 
 // qemuArgs are the pass-through arguments: the management NIC (libvirt 9.0
 // cannot express a user-mode NIC with a host port forward) and pcap dumps.
+//
+// The management NIC is QEMU user networking with restrict=on: the guest
+// reaches nothing through it — not the host (10.0.2.2 would otherwise be the
+// host's loopback), not its networks, not slirp's DNS — while the host port
+// forward to the guest's SSH, bound to 127.0.0.1, still works.
 func (m Machine) qemuArgs() []libvirtxml.DomainQEMUCommandlineArg {
 	args := []string{
-		"-netdev", fmt.Sprintf("user,id=mgmt0,net=10.0.2.0/24,hostfwd=tcp:127.0.0.1:%d-:22", m.MgmtPort),
+		"-netdev", fmt.Sprintf("user,id=mgmt0,net=10.0.2.0/24,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", m.MgmtPort),
 		"-device", fmt.Sprintf("virtio-net-pci,netdev=mgmt0,mac=%s,addr=%s,romfile=", m.MgmtMAC, mgmtPCIAddr),
 	}
 	for i, p := range m.Pcaps {

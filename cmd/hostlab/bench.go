@@ -16,17 +16,18 @@ import (
 )
 
 func newBenchCmd(g *globals) *cobra.Command {
-	bench := &cobra.Command{Use: "bench", Short: "Measure hostlab itself"}
+	bench := &cobra.Command{Use: "bench", Short: "Measure hostlab itself", Args: unknownVerb, SuggestionsMinimumDistance: 2,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	f := &upFlags{}
 	var runs int
 	var cold bool
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Time from `up` to both guests answering SSH (cold and warm cache), and each guest's RAM",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runs < 1 {
-				return fmt.Errorf("--runs must be at least 1")
+				return fmt.Errorf("--runs %d: must be at least 1", runs)
 			}
 			if err := checkDurations(cmd); err != nil {
 				return err
@@ -64,7 +65,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	f.register(up, true)
 	up.Flags().IntVar(&runs, "runs", 3, "warm runs")
 	up.Flags().BoolVar(&cold, "cold", true, "also time one run with an empty cache")
-	bench.AddCommand(up, newBenchVerdictsCmd(g))
+	bench.AddCommand(up, newBenchVerdictsCmd(g), newBenchSoakCmd(g))
 	return bench
 }
 

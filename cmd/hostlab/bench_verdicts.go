@@ -188,7 +188,7 @@ scenario of the catalogue and a few variants N times with settings that keep eac
 timers for unreachable), takes the labs down again (also on failure and Ctrl-C), and prints
 per variant: verdict counts, detection min/median/max against the prediction, and the timer
 lateness measured. Every run folder stays under --out.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if reps < 1 {
 				return fmt.Errorf("--reps %d: must be at least 1", reps)

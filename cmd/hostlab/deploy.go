@@ -27,7 +27,7 @@ func newDeployCmd(g *globals) *cobra.Command {
 		Long: `deploy builds the classic C echo pair (static, with $CC or cc) and uploads it, with
 each --file, to ` + provision.GuestBinDir + ` in the guests. Files already there with the same
 sha256 are left alone. Executables must be static x86-64 ELF binaries or #! scripts.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			plan, err := parseDeployFlags(to, fileFlags, noClassic)
 			if err != nil {

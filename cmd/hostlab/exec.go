@@ -19,7 +19,7 @@ func newExecCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "exec client|server [--lab NAME] -- CMD [ARG...]",
 		Short: "Run a command in a guest; its exit status becomes hostlab's",
-		Args:  cobra.MinimumNArgs(2),
+		Args:  execArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, closeAll, err := g.dialGuest(ctx, name, args[0])
@@ -51,7 +51,7 @@ func newSSHCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ssh client|server [--lab NAME]",
 		Short: "Open an interactive shell in a guest",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactArgs(1, "one guest, client or server"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, closeAll, err := g.dialGuest(ctx, name, args[0])

@@ -15,13 +15,14 @@ import (
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/model"
 	"github.com/hostlab/hostlab/lab/scenario"
+	"github.com/hostlab/hostlab/provision"
 )
 
 func newScenariosCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "scenarios",
 		Short: "List the fault scenarios",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			for _, s := range scenario.Catalogue {
@@ -95,6 +96,11 @@ func (f *runFlags) options() (scenario.Options, error) {
 		if _, err := os.Stat(abs); err != nil {
 			return opt, fmt.Errorf("--client %q is not go, classic or an existing file: %w", f.client, err)
 		}
+		// It runs in the client guest, which has no libc: check now,
+		// not after the lab is up.
+		if err := provision.CheckGuestExecutable(abs); err != nil {
+			return opt, fmt.Errorf("--client %q cannot run in the guest: %w: give a static x86-64 binary (CGO_ENABLED=0, or cc -static) or a #! script", f.client, err)
+		}
 		opt.Client = scenario.Client(abs)
 	}
 	opt.Keepalive = f.keepalive
@@ -129,7 +135,7 @@ watches the client, heals the lab and writes the evidence to a run folder.
 Exit status 0 when the run completed, whatever the verdict; with --check, 0 only when
 the verdict is expected, 3 when it is unexpected, 4 when it is unknown (the result is
 printed and written first). 1 when the run could not be carried out, 130 on Ctrl-C.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1, "one SCENARIO (hostlab scenarios lists them)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := scenario.Lookup(args[0])
 			if err != nil {
@@ -138,8 +144,26 @@ printed and written first). 1 when the run could not be carried out, 130 on Ctrl
 			if err := checkDurations(cmd); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("client") && f.client == "" {
+				return fmt.Errorf("--client \"\": give go, classic or the path of your own static binary")
+			}
 			opt, err := f.options()
 			if err != nil {
+				return err
+			}
+			// Everything the run refuses is refused before a lab is
+			// brought up for it.
+			if err := scenario.CheckOwn(s, opt); err != nil {
+				return err
+			}
+			out := f.out
+			if out == "" {
+				out = filepath.Join(homeOf(g), "runs")
+			}
+			if out, err = filepath.Abs(out); err != nil {
+				return err
+			}
+			if err := checkOutDir("--out", out); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -174,10 +198,6 @@ printed and written first). 1 when the run could not be carried out, 130 on Ctrl
 			defer l.Close()
 			if s.Routed && !l.State.Routed {
 				return fmt.Errorf("scenario %s needs a routed lab and lab %s has no router: use another --lab, or `hostlab up --lab NAME --routed`", s.Name, l.Name())
-			}
-			out := f.out
-			if out == "" {
-				out = filepath.Join(homeOf(g), "runs")
 			}
 			res, err := scenario.Execute(ctx, s, opt, scenario.Config{Lab: l, Out: out, Log: g.logger()})
 			if err != nil {

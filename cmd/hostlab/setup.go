@@ -93,7 +93,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "doctor",
 		Short: "Check each prerequisite and print the fix for what is missing",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			failed := 0
 			for _, c := range checks(g) {
@@ -122,7 +122,7 @@ func newSetupCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "setup",
 		Short: "Install missing host packages and start libvirtd when no service manager does (idempotent)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if _, err := os.Stat("/etc/debian_version"); err != nil {

@@ -48,11 +48,15 @@ func (f *upFlags) config(g *globals) (lab.Config, error) {
 	cfg := g.labConfig(f.name)
 	cfg.Kernel = provision.KernelSpec{Package: f.kernelPackage, Image: f.kernelImage, ModulesDir: f.kernelModules}
 	cfg.MemoryMiB, cfg.Accel, cfg.Grace, cfg.Routed = f.memory, f.accel, f.grace, f.routed
+	if f.memory < 64 {
+		// 0 would mean the default to lab.Up: refuse it here.
+		return cfg, fmt.Errorf("--memory %d: a guest needs at least 64 MiB: give e.g. --memory 128 (the default)", f.memory)
+	}
 	cfg.Sysctls = map[string][]string{}
 	for _, s := range f.sysctls {
-		role, kv, ok := strings.Cut(s, ":")
-		if !ok || lab.ValidateRole(role) != nil || !strings.Contains(kv, "=") {
-			return cfg, fmt.Errorf("--sysctl %q is not ROLE:KEY=VALUE with ROLE client or server, e.g. client:net.ipv4.tcp_retries2=5", s)
+		role, kv, err := lab.ParseBootSysctl(s)
+		if err != nil {
+			return cfg, err
 		}
 		cfg.Sysctls[role] = append(cfg.Sysctls[role], kv)
 	}
@@ -64,7 +68,7 @@ func newUpCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Boot a lab: a client and a server VM joined by a lab link",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDurations(cmd); err != nil {
 				return err
@@ -98,7 +102,7 @@ func newDownCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Remove a lab's VMs, files and processes (idempotent)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if all {
 				if cmd.Flags().Changed("lab") {
@@ -128,7 +132,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show labs and their guests' states",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg := g.labConfig("")

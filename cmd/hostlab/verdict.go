@@ -20,7 +20,7 @@ func newVerdictCmd() *cobra.Command {
 		Long: `Reads each run folder's result.json, timeline.jsonl and client capture and judges the
 run again with the kernel's rules (or, with --rules, one of the wrong models the tests
 prove are rejected). Nothing in the folder is changed.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: minArgs(1, "at least one RUN_DIR"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			k, err := lookupRules(rules)
 			if err != nil {
@@ -29,7 +29,7 @@ prove are rejected). Nothing in the folder is changed.`,
 			for _, dir := range args {
 				res, err := scenario.Rejudge(dir, k)
 				if err != nil {
-					return err
+					return fmt.Errorf("%w: give a run folder (HOME/runs/TIMESTAMP-SCENARIO, or under --out)", err)
 				}
 				if asJSON {
 					enc := json.NewEncoder(os.Stdout)
