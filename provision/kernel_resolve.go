@@ -39,7 +39,7 @@ func ResolveKernelPackage(ctx context.Context, cacheDir, pkg string) (string, er
 				return pkg, nil // apt forgot it, the cache has it
 			}
 			if bytes.Contains(out, []byte("No packages found")) || bytes.Contains(out, []byte("Unable to locate")) {
-				return "", fmt.Errorf("kernel package %q: %w to apt (list them with apt-cache search --names-only '^linux-image-'; or run apt-get update)", pkg, ErrUnknownKernelPackage)
+				return "", fmt.Errorf("kernel package %q: %w: apt does not know it (list them with apt-cache search --names-only '^linux-image-'; or run apt-get update)", pkg, ErrUnknownKernelPackage)
 			}
 			return "", fmt.Errorf("kernel package %q: apt-cache depends: %w: %s", pkg, err, firstLine(out))
 		}
