@@ -52,7 +52,9 @@ func (f *campaignFlags) register(cmd *cobra.Command) {
 func loadOptions(g *globals) campaign.LoadOptions {
 	cache := filepath.Join(homeOf(g), "cache")
 	return campaign.LoadOptions{
-		Resolve: func(ctx context.Context, pkg string) (string, error) { return provision.ResolveKernelPackage(ctx, cache, pkg) },
+		Resolve: func(ctx context.Context, pkg string) (string, error) {
+			return provision.ResolveKernelPackage(ctx, cache, pkg)
+		},
 		Release: provision.PackageRelease,
 	}
 }
