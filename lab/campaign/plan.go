@@ -97,7 +97,7 @@ func Expand(spec *Spec, fileSHA string, lab LabSettings) *Plan {
 					for vi, v := range spec.Variants {
 						canon := strings.Join(v.Canonical, "\x00")
 						p.Cells = append(p.Cells, Cell{
-							ID:       cellID(s.Name, k.Written, canon, v.Name, rep),
+							ID:       cellID(s.Name, k.Written, v.Canonical, rep),
 							Scenario: s.Name, Kernel: k.Written, KernelRelease: k.Release,
 							Variant: v.Flags, VariantName: v.Name, Args: v.Args, Rep: rep, Routed: s.Routed,
 							kernel: ki, variant: vi, scenario: s, opt: v.Options, canon: s.Name + "\x00" + canon,
@@ -111,9 +111,14 @@ func Expand(spec *Spec, fileSHA string, lab LabSettings) *Plan {
 }
 
 // cellID names a cell (see Cell.ID).
-func cellID(scen, kernel, canon, variantName string, rep int) string {
+func cellID(scen, kernel string, canonical []string, rep int) string {
+	canon := strings.Join(canonical, "\x00")
 	sum := sha256.Sum256([]byte("hostlab campaign cell v1\x00" + scen + "\x00" + kernel + "\x00" + canon))
-	v := slug(strings.NewReplacer("net.ipv4.", "", "net.ipv6.", "", "net.core.", "").Replace(variantName))
+	label := "defaults"
+	if len(canonical) > 0 {
+		label = strings.Join(canonical, " ")
+	}
+	v := slug(strings.NewReplacer("net.ipv4.", "", "net.ipv6.", "", "net.core.", "").Replace(label))
 	if len(v) > 32 {
 		v = strings.TrimRight(v[:32], "-.")
 	}

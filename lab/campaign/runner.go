@@ -258,6 +258,7 @@ func (r *runner) labName(w int, k labKind) string {
 // kind a cell needs when its own is of another kind.
 func (r *runner) worker(ctx context.Context, w int) error {
 	var cur Lab
+	var curKind labKind
 	defer func() {
 		if cur != nil {
 			r.retire(w, cur)
@@ -266,14 +267,13 @@ func (r *runner) worker(ctx context.Context, w int) error {
 	for {
 		var have *labKind
 		if cur != nil {
-			k := r.kindOf(w)
-			have = &k
+			have = &curKind
 		}
 		c, ok := r.next(ctx, w, have)
 		if !ok {
 			return nil
 		}
-		if cur == nil || c.kind() != *have {
+		if cur == nil || c.kind() != curKind {
 			if cur != nil {
 				r.retire(w, cur)
 				cur = nil
@@ -285,7 +285,7 @@ func (r *runner) worker(ctx context.Context, w int) error {
 				}
 				continue
 			}
-			cur = l
+			cur, curKind = l, c.kind()
 		}
 		ok, err := r.runCell(ctx, w, cur, c)
 		if err != nil {
@@ -296,24 +296,25 @@ func (r *runner) worker(ctx context.Context, w int) error {
 			// fresh one.
 			r.retire(w, cur)
 			cur = nil
+			r.mu.Lock()
+			delete(r.current, w)
+			r.mu.Unlock()
 		}
 	}
 }
 
-func (r *runner) kindOf(w int) labKind {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.current[w]
-}
-
 // next hands worker w its next cell and marks it running: a cell its lab
-// (of kind have, when it has one) can run, else the first cell of the kind
-// with the most cells to run per lab already on it. It reports false when
-// nothing is left for w: no cell, ctx done, or w above the parallelism.
+// (of kind have, when it has one) can run, else a cell of the kind with the
+// most work left per lab — if a new lab for it pays: a kind no lab runs
+// yet, or one whose remaining work W on n labs ends sooner on n+1 even
+// after a bring-up (W/(n+1) + bring-up < W/n). It reports false when
+// nothing is left for w: no cell worth a lab, ctx done, or w above the
+// parallelism.
 func (r *runner) next(ctx context.Context, w int, have *labKind) (Cell, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ctx.Err() != nil || w > r.limit || len(r.pending) == 0 {
+		delete(r.current, w)
 		return Cell{}, false
 	}
 	idx := -1
@@ -321,9 +322,9 @@ func (r *runner) next(ctx context.Context, w int, have *labKind) (Cell, bool) {
 		idx = slices.IndexFunc(r.pending, func(c Cell) bool { return c.kind() == *have })
 	}
 	if idx < 0 {
-		count := map[labKind]int{}
+		work := map[labKind]time.Duration{}
 		for _, c := range r.pending {
-			count[c.kind()]++
+			work[c.kind()] += r.est.cell(c)
 		}
 		on := map[labKind]int{}
 		for ow, k := range r.current {
@@ -331,17 +332,26 @@ func (r *runner) next(ctx context.Context, w int, have *labKind) (Cell, bool) {
 				on[k]++
 			}
 		}
-		best := -1.0
+		best := time.Duration(-1)
 		for i, c := range r.pending {
-			score := float64(count[c.kind()]) / float64(on[c.kind()]+1)
-			if score > best {
-				best, idx = score, i
+			k := c.kind()
+			n := time.Duration(on[k])
+			if n > 0 && work[k]/(n+1)+priorLabUp >= work[k]/n {
+				continue // another lab would not finish this kind sooner
 			}
+			if per := work[k] / (n + 1); per > best {
+				best, idx = per, i
+			}
+		}
+		if idx < 0 {
+			delete(r.current, w)
+			return Cell{}, false
 		}
 	}
 	c := r.pending[idx]
 	r.pending = slices.Delete(r.pending, idx, idx+1)
 	r.running[c.ID] = runningCell{cell: c, start: time.Now(), worker: w, epoch: r.epoch}
+	r.current[w] = c.kind() // the lab w has, or is about to bring up
 	return c, true
 }
 
@@ -367,6 +377,7 @@ func (r *runner) bringUp(ctx context.Context, w int, c Cell) (Lab, error) {
 	defer r.mu.Unlock()
 	delete(r.running, c.ID)
 	if err != nil {
+		delete(r.current, w)
 		if !errors.Is(err, lab.ErrLabExists) {
 			delete(r.held, name) // Up removes what it created
 		} else {
@@ -394,7 +405,6 @@ func (r *runner) bringUp(ctx context.Context, w int, c Cell) (Lab, error) {
 		}
 		return nil, err
 	}
-	r.current[w] = k
 	r.labUps = append(r.labUps, time.Since(t0).Seconds())
 	r.running[c.ID] = runningCell{cell: c, start: time.Now(), worker: w, epoch: r.epoch, lab: name}
 	r.progressLocked("%s %s: up in %s (kernel %s)", what, name, time.Since(t0).Round(100*time.Millisecond), l.KernelRelease())
@@ -410,7 +420,6 @@ func (r *runner) retire(w int, l Lab) {
 	err := r.b.Down(ctx, name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.current, w)
 	if err != nil {
 		r.progressLocked("lab %s: take down: %v", name, err)
 		return
@@ -711,7 +720,7 @@ func plural(n int, what string) string {
 	return fmt.Sprintf("%d %ss", n, what)
 }
 
-// fmtS writes seconds briefly: 20 s, 10.4 s.
+// fmtS writes seconds briefly: 20 s, 10.4 s, 0.96 s.
 func fmtS(s float64) string {
-	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.1f", s), "0"), ".") + " s"
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", s), "0"), ".") + " s"
 }
