@@ -369,6 +369,10 @@ func (r *runner) bringUp(ctx context.Context, w int, c Cell) (Lab, error) {
 	r.mu.Lock()
 	r.held[name] = true
 	r.saveLabsLocked()
+	if rc, ok := r.running[c.ID]; ok {
+		rc.lab = name + " coming up"
+		r.running[c.ID] = rc
+	}
 	r.mu.Unlock()
 	r.progress("%s %s: bringing it up (kernel %s)", what, name, kern.Release)
 	t0 := time.Now()

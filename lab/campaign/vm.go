@@ -30,9 +30,6 @@ func (b *VMBackend) Up(ctx context.Context, name string, k Kernel, routed bool) 
 	cfg := b.Base
 	cfg.Name, cfg.Routed = name, routed
 	cfg.Kernel = provision.KernelSpec{Package: k.Package, Image: k.Image, ModulesDir: k.Modules}
-	if cfg.Log != nil {
-		cfg.Log = cfg.Log.With("lab", name)
-	}
 	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		return nil, err
