@@ -55,7 +55,9 @@ func TestCampaignOnVMs(t *testing.T) {
 	}
 	cache := filepath.Join(lab.HomeDir(), "cache")
 	opts := LoadOptions{
-		Resolve: func(ctx context.Context, pkg string) (string, error) { return provision.ResolveKernelPackage(ctx, cache, pkg) },
+		Resolve: func(ctx context.Context, pkg string) (string, error) {
+			return provision.ResolveKernelPackage(ctx, cache, pkg)
+		},
 		Release: provision.PackageRelease,
 	}
 	f, err := Start(ctx, file, dir, LabSettings{MemoryMiB: 128, Accel: "auto", Grace: 5 * time.Second}, opts)

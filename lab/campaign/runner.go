@@ -484,6 +484,9 @@ func (r *runner) runCell(ctx context.Context, w int, l Lab, c Cell) (bool, error
 
 	res, err := r.b.Execute(ctx, l, c, out, r.opt.Log.With("cell", c.ID))
 	took := time.Since(rc.start)
+	if err == nil && res == nil {
+		err = errors.New("the run gave no result")
+	}
 	if err != nil {
 		return false, r.failed(ctx, c, l, res, err, took)
 	}

@@ -70,7 +70,7 @@ func Estimate(plan *Plan, parallel int) time.Duration {
 	return newEstimator().eta(plan.Cells, nil, parallel, nil)
 }
 
-// Runner settings remembered in a campaign folder, so that a resume runs
+// RunnerSettings are the runner settings remembered in a campaign folder, so that a resume runs
 // as the campaign was started unless told otherwise.
 type RunnerSettings struct {
 	Parallel    int           `json:"parallel"`
