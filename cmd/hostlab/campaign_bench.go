@@ -61,17 +61,17 @@ type throughputRow struct {
 
 // campaignBench is the bench's outcome (bench.json).
 type campaignBench struct {
-	Machine          string          `json:"machine"`
-	Out              string          `json:"out"`
-	OverheadWallS    float64         `json:"overhead_wall_s"`
-	OverheadLabUpS   float64         `json:"overhead_lab_up_s"`
-	OverheadPerCellS float64         `json:"overhead_per_cell_s"`
-	ReusedPerCellS   float64         `json:"overhead_per_cell_reused_lab_s"`
+	Machine          string  `json:"machine"`
+	Out              string  `json:"out"`
+	OverheadWallS    float64 `json:"overhead_wall_s"`
+	OverheadLabUpS   float64 `json:"overhead_lab_up_s"`
+	OverheadPerCellS float64 `json:"overhead_per_cell_s"`
+	ReusedPerCellS   float64 `json:"overhead_per_cell_reused_lab_s"`
 	// RunnerPerCellS is the campaign runner's own share: wall time minus
 	// the cells' own wall times and the bring-up, per cell.
-	RunnerPerCellS float64 `json:"runner_overhead_per_cell_s"`
-	Overhead         []overheadRow   `json:"overhead"`
-	Throughput       []throughputRow `json:"throughput"`
+	RunnerPerCellS float64         `json:"runner_overhead_per_cell_s"`
+	Overhead       []overheadRow   `json:"overhead"`
+	Throughput     []throughputRow `json:"throughput"`
 }
 
 func newCampaignBenchCmd(g *globals) *cobra.Command {
