@@ -233,15 +233,18 @@ func Run(ctx context.Context, f *Folder, b Backend, opt RunOptions) (*Outcome, e
 // cleanLeftovers takes down the labs an earlier runner of this folder
 // recorded as held: after a kill -9 they are still up.
 func (r *runner) cleanLeftovers() {
+	var still []string
 	for _, name := range r.f.Labs() {
 		r.progress("lab %s: left up by an interrupted run of this campaign; taking it down", name)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		if err := r.b.Down(ctx, name); err != nil {
 			r.progress("lab %s: take down: %v", name, err)
+			still = append(still, name) // still ours: tried again at the end
+			r.held[name] = true
 		}
 		cancel()
 	}
-	_ = r.f.SetLabs(nil)
+	_ = r.f.SetLabs(still)
 }
 
 // labName names worker w's lab for kind k: PREFIXk1-w, or PREFIXk1r-w
