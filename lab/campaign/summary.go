@@ -263,6 +263,9 @@ func (s *Summary) answers() {
 		if finished < cells {
 			notes = append(notes, fmt.Sprintf("%d of %d cells finished", finished, cells))
 		}
+		if s.BudgetS == nil && nothing > 0 {
+			notes = append(notes, fmt.Sprintf("%d learnt nothing", nothing))
+		}
 		if unexp > 0 {
 			notes = append(notes, fmt.Sprintf("%d unexpected", unexp))
 		}
