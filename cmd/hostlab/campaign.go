@@ -44,7 +44,7 @@ func (f *campaignFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.IntVar(&f.parallel, "parallel", 1, fmt.Sprintf("labs running cells at once, each bound to one kernel (at most %d, and what RAM holds)", campaign.MaxParallel))
 	fl.StringVar(&f.labPrefix, "lab-prefix", "", "name prefix of the campaign's labs (default camp-HASH- from the folder)")
-	fl.DurationVar(&f.maxLateness, "max-lateness", campaign.DefaultMaxLateness, "lower the parallelism when a cell's timers fire later than this (negative: never)")
+	fl.DurationVar(&f.maxLateness, "max-lateness", campaign.DefaultMaxLateness, "lower the parallelism when a cell's timers fire later than this beyond their timer-wheel granule (negative: never)")
 	fl.BoolVar(&f.check, "check", false, "exit status from the cells: 3 when one missed the budget or was unexpected, 4 when one was unknown")
 }
 

@@ -61,6 +61,10 @@ type Record struct {
 	LabsRunning int    `json:"labs_running"`
 	// TookS is the cell's wall time, from the run's start to its result.
 	TookS float64 `json:"took_s"`
+	// StarvationS is how late the client's timers fired beyond their
+	// timer-wheel granule, the most of any measured timer (null when none
+	// was measured): what the campaign's parallelism is lowered on.
+	StarvationS *float64 `json:"starvation_s"`
 
 	scenario.Result
 }

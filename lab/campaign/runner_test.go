@@ -213,7 +213,7 @@ func TestResultsLineFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"id", "scenario", "kernel", "kernel_release", "variant", "variant_name", "rep", "budget_s", "meets_budget",
-		"verdict", "why", "expected", "observed", "predicted_s", "lateness", "run_dir", "complete", "version"} {
+		"starvation_s", "verdict", "why", "expected", "observed", "predicted_s", "lateness", "run_dir", "complete", "version"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("line lacks %q: %s", k, raw)
 		}
@@ -561,7 +561,7 @@ func TestLowerParallelism(t *testing.T) {
 func TestCheckLatenessRules(t *testing.T) {
 	r := &runner{opt: RunOptions{MaxLateness: DefaultMaxLateness, Progress: &bytes.Buffer{}}, limit: 3, f: &Folder{Plan: &Plan{}}}
 	rec := func(v model.Verdict, late float64) Record {
-		return Record{ID: "x", Result: scenario.Result{Verdict: v, Lateness: &scenario.Lateness{Timers: 3, MaxS: late}}}
+		return Record{ID: "x", StarvationS: &late, Result: scenario.Result{Verdict: v, Lateness: &scenario.Lateness{Timers: 3, MaxS: late}}}
 	}
 	for _, l := range []float64{0.01, 0.02, 0.03} { // the baseline: median 0.02
 		r.checkLateness(runningCell{}, rec(model.Expected, l))
@@ -570,13 +570,13 @@ func TestCheckLatenessRules(t *testing.T) {
 	if r.limit != 3 {
 		t.Errorf("lowered on an unexpected verdict under the floor")
 	}
-	r.checkLateness(runningCell{}, rec(model.Expected, 0.3)) // expected, under 0.5 s
+	r.checkLateness(runningCell{}, rec(model.Expected, 0.15)) // expected, under 0.2 s
 	if r.limit != 3 {
 		t.Errorf("lowered on an expected verdict under MaxLateness")
 	}
-	r.checkLateness(runningCell{}, rec(model.Unexpected, 0.2))
+	r.checkLateness(runningCell{}, rec(model.Unexpected, 0.15))
 	if r.limit != 2 {
-		t.Errorf("not lowered on an unexpected verdict with lateness 10× the baseline")
+		t.Errorf("not lowered on an unexpected verdict with starvation 7.5× the baseline")
 	}
 	r.checkLateness(runningCell{epoch: 1}, rec(model.Expected, 0.6))
 	if r.limit != 1 {
@@ -714,5 +714,35 @@ variants:
 	}
 	if got := e.eta(todo[:1], nil, 1, nil); got != 41500*time.Millisecond+priorLabUp {
 		t.Errorf("eta with a lab to bring up %v", got)
+	}
+}
+
+// TestStarvation: lateness within a timer's wheel granule is the kernel's
+// rounding, not starvation.
+func TestStarvation(t *testing.T) {
+	ms := time.Millisecond
+	ladder := &scenario.Ladder{Base: 212 * ms, Rungs: []scenario.Rung{
+		{Armed: 424 * ms}, {Armed: 6784 * ms}, {Armed: 27136 * ms}},
+		Late: []time.Duration{4 * ms, 30 * ms, 255 * ms, 1792 * ms}}
+	ladder.Rungs = append(ladder.Rungs, scenario.Rung{Armed: 54272 * ms})
+	res := &scenario.Result{Lateness: &scenario.Lateness{Timers: 4, MaxS: 1.792}, WireLadder: ladder}
+	// The 1.792 s after a 27.1 s RTO is within its 2.048 s granule, the
+	// 255 ms after 6.8 s within 256 ms, the 30 ms after 424 ms within
+	// 32 ms: nothing is starvation.
+	if s, ok := starvation(Cell{}, res); !ok || s != 0 {
+		t.Errorf("starvation = %v, %v; want 0 (all within granules)", s, ok)
+	}
+	ladder.Late[2] = 756 * ms // 0.5 s beyond the 256 ms granule of a 6.8 s RTO
+	if s, _ := starvation(Cell{}, res); s < 0.499 || s > 0.501 {
+		t.Errorf("starvation = %v; want 0.5", s)
+	}
+	// Keepalive probes: the granule of the longest keepalive timer.
+	ka := Cell{opt: scenario.Options{Keepalive: "5s,2s,3"}}
+	res = &scenario.Result{Lateness: &scenario.Lateness{Timers: 3, MaxS: 0.3}}
+	if s, _ := starvation(ka, res); s < 0.043 || s > 0.045 {
+		t.Errorf("keepalive starvation = %v; want 0.3 − 0.256", s)
+	}
+	if _, ok := starvation(ka, &scenario.Result{}); ok {
+		t.Error("starvation without measured timers")
 	}
 }
