@@ -45,7 +45,7 @@ crash and reboot, shutdown) and measures how and when the client found out.`,
 	root.AddCommand(
 		newSetupCmd(g), newDoctorCmd(g),
 		newUpCmd(g), newStatusCmd(g), newExecCmd(g), newSSHCmd(g), newDownCmd(g),
-		newBenchCmd(g), newRunCmd(g), newScenariosCmd(), newDeployCmd(g), newVerdictCmd(),
+		newBenchCmd(g), newRunCmd(g), newScenariosCmd(), newDeployCmd(g), newVerdictCmd(), newCampaignCmd(g),
 	)
 	return root
 }

@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/hostlab/hostlab/lab"
 	"github.com/hostlab/hostlab/lab/model"
+	"github.com/hostlab/hostlab/lab/runflags"
 	"github.com/hostlab/hostlab/lab/scenario"
-	"github.com/hostlab/hostlab/provision"
 )
 
 func newScenariosCmd() *cobra.Command {
@@ -35,14 +33,12 @@ func newScenariosCmd() *cobra.Command {
 
 // runFlags are hostlab run's flags.
 type runFlags struct {
-	lab       string
-	out       string
-	asJSON    bool
-	check     bool
-	client    string
-	keepalive string
-	opt       scenario.Options
-	up        upFlags
+	lab     string
+	out     string
+	asJSON  bool
+	check   bool
+	variant *runflags.Variant
+	up      upFlags
 }
 
 // Exit statuses of hostlab run --check for a completed run whose verdict is
@@ -64,65 +60,11 @@ func verdictStatus(v model.Verdict) int {
 	return exitUnknown
 }
 
-// registerVariant adds the flags that make a scenario's variant (the
-// client, its socket options, sysctls, the fault's own options).
-func (f *runFlags) registerVariant(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&f.client, "client", "", "client: go, classic (C str_cli) or the path of your own static binary (default per scenario)")
-	fl.StringVar(&f.opt.Read, "read", "", "client read discipline: blocking (str_cli) or event (poll)")
-	fl.StringVar(&f.keepalive, "keepalive", "", "SO_KEEPALIVE on the client: IDLE,INTVL,CNT, e.g. 5s,2s,3")
-	fl.DurationVar(&f.opt.UserTimeout, "user-timeout", 0, "TCP_USER_TIMEOUT on the client socket")
-	fl.DurationVar(&f.opt.ReadTimeout, "read-timeout", 0, "deadline on each client read")
-	fl.BoolVar(&f.opt.Idle, "idle", false, "the client connects, then stays silent")
-	fl.DurationVar(&f.opt.Interval, "interval", time.Second, "pause between the client's lines")
-	fl.StringArrayVar(&f.opt.Sysctls, "sysctl", nil, "ROLE:KEY=VALUE applied before connect and read back, e.g. client:net.ipv4.tcp_retries2=5 (repeatable)")
-	fl.StringVar(&f.opt.ServerSigterm, "server-sigterm", "", "echo server on SIGTERM: close, ignore or default")
-	fl.BoolVar(&f.opt.SigpipeIgnore, "sigpipe-ignore", false, "the classic client ignores SIGPIPE (write fails with EPIPE)")
-	fl.StringVar(&f.opt.Reboot, "reboot", "", "crash-reboot: reset or power-cycle")
-	fl.DurationVar(&f.opt.Down, "down", 0, "crash-reboot --reboot power-cycle: time the server stays off (5s); partition: time the link stays cut (5s)")
-	fl.StringArrayVar(&f.opt.Link, "link", nil, "link conditions in netem's words, e.g. 'delay 50ms loss 2%' (both directions), or 'to-server:SPEC' / 'to-client:SPEC' (repeatable)")
-	fl.DurationVar(&f.opt.MaxWait, "max-wait", 0, "stop watching the client after this long (default: the scenario's bound)")
-}
-
-// options resolves the variant flags into scenario options.
-func (f *runFlags) options() (scenario.Options, error) {
-	opt := f.opt
-	opt.Client = scenario.Client(f.client)
-	if f.client != "" && f.client != "go" && f.client != "classic" {
-		abs, err := filepath.Abs(f.client)
-		if err != nil {
-			return opt, err
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return opt, fmt.Errorf("--client %q is not go, classic or an existing file: %w", f.client, err)
-		}
-		// It runs in the client guest, which has no libc: check now,
-		// not after the lab is up.
-		if err := provision.CheckGuestExecutable(abs); err != nil {
-			return opt, fmt.Errorf("--client %q cannot run in the guest: %w: give a static x86-64 binary (CGO_ENABLED=0, or cc -static) or a #! script", f.client, err)
-		}
-		opt.Client = scenario.Client(abs)
-	}
-	opt.Keepalive = f.keepalive
-	return opt, opt.Validate()
-}
-
 // parseVariant parses variant flags as typed after `hostlab run SCENARIO`
 // into options, with run's checks.
 func parseVariant(args []string) (scenario.Options, error) {
-	f := &runFlags{}
-	cmd := &cobra.Command{Use: "run", SilenceErrors: true, SilenceUsage: true}
-	f.registerVariant(cmd)
-	if err := cmd.ParseFlags(args); err != nil {
-		return scenario.Options{}, err
-	}
-	if rest := cmd.Flags().Args(); len(rest) > 0 {
-		return scenario.Options{}, fmt.Errorf("variant %q: unexpected arguments %q", strings.Join(args, " "), rest)
-	}
-	if err := checkDurations(cmd); err != nil {
-		return scenario.Options{}, err
-	}
-	return f.options()
+	p, err := runflags.Parse(args, "")
+	return p.Options, err
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -144,10 +86,7 @@ printed and written first). 1 when the run could not be carried out, 130 on Ctrl
 			if err := checkDurations(cmd); err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("client") && f.client == "" {
-				return fmt.Errorf("--client \"\": give go, classic or the path of your own static binary")
-			}
-			opt, err := f.options()
+			opt, err := f.variant.Options("")
 			if err != nil {
 				return err
 			}
@@ -225,7 +164,7 @@ printed and written first). 1 when the run could not be carried out, 130 on Ctrl
 	fl.StringVar(&f.out, "out", "", "folder for run folders (default HOME/runs)")
 	fl.BoolVar(&f.asJSON, "json", false, "print result.json instead of the summary")
 	fl.BoolVar(&f.check, "check", false, "exit status from the verdict: 0 expected, 3 unexpected, 4 unknown")
-	f.registerVariant(cmd)
+	f.variant = runflags.Register(fl)
 	f.up.register(cmd, false)
 	return cmd
 }
