@@ -235,7 +235,9 @@ const connectPoll = 10 * time.Millisecond
 // until the dial returns, logging a tcp_info event (reason "connecting") on
 // the first sample after connect() sent the SYN and on every change: state,
 // SYN retransmissions, backoff and RTO, and CLOSE when the kernel gave up
-// before the dialer closed the socket. When the kernel gives the connect up, the last SYN_SENT sample
+// before the dialer closed the socket. When the dial returns it also logs
+// the last sample read, with the stamps of its reading, if it was not
+// logged: the kernel's state at most one poll before it gave up. When the kernel gives the connect up, the last SYN_SENT sample
 // and the client's report bracket the instant. rc comes from the dialer's
 // Control hook; once the dialer closes a failed socket rc.Control fails
 // instead of touching a reused descriptor, which ends the watch.
@@ -243,15 +245,28 @@ func (c *client) watchConnect(rc syscall.RawConn, done <-chan struct{}, wg *sync
 	defer wg.Done()
 	tick := time.NewTicker(connectPoll)
 	defer tick.Stop()
-	var last TCPInfo
-	started := false // The socket is CLOSE until connect() sends the SYN.
+	var last, polled Event // The last sample logged, and the last read.
 	for {
-		if ti, err := ReadTCPInfo(rc); err == nil && (ti.State != "CLOSE" || started) && (!started || ti.Changed(last)) {
-			c.w.Emit(Event{Ev: "tcp_info", Reason: "connecting", TCPInfo: &ti})
-			last, started = ti, true
+		if ti, err := ReadTCPInfo(rc); err == nil {
+			e := Event{Ev: "tcp_info", Reason: "connecting", TCPInfo: &ti}
+			e.MonoNS, e.RealNS = Now()
+			// The socket is CLOSE until connect() sends the SYN.
+			switch started := last.TCPInfo != nil; {
+			case !started && ti.State == "CLOSE":
+			case !started || ti.Changed(*last.TCPInfo):
+				c.w.emitStamped(e)
+				last = e
+			default:
+				polled = e
+			}
 		}
 		select {
 		case <-done:
+			// The last read before the dial returned, with its own stamps:
+			// the kernel's state at most one poll before it gave up.
+			if polled.TCPInfo != nil && polled.MonoNS > last.MonoNS {
+				c.w.emitStamped(polled)
+			}
 			return
 		case <-tick.C:
 		}

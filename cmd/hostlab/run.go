@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,12 +72,14 @@ func (f *runFlags) registerVariant(cmd *cobra.Command) {
 	fl.DurationVar(&f.opt.UserTimeout, "user-timeout", 0, "TCP_USER_TIMEOUT on the client socket")
 	fl.DurationVar(&f.opt.ReadTimeout, "read-timeout", 0, "deadline on each client read")
 	fl.BoolVar(&f.opt.Idle, "idle", false, "the client connects, then stays silent")
-	fl.DurationVar(&f.opt.Interval, "interval", time.Second, "pause between the client's lines")
+	fl.DurationVar(&f.opt.Interval, "interval", 0, "pause between the client's lines (default 1s; hang-server: between its flood blocks, 20ms)")
 	fl.StringArrayVar(&f.opt.Sysctls, "sysctl", nil, "ROLE:KEY=VALUE applied before connect and read back, e.g. client:net.ipv4.tcp_retries2=5 (repeatable)")
 	fl.StringVar(&f.opt.ServerSigterm, "server-sigterm", "", "echo server on SIGTERM: close, ignore or default")
 	fl.BoolVar(&f.opt.SigpipeIgnore, "sigpipe-ignore", false, "the classic client ignores SIGPIPE (write fails with EPIPE)")
 	fl.StringVar(&f.opt.Reboot, "reboot", "", "crash-reboot: reset or power-cycle")
 	fl.DurationVar(&f.opt.Down, "down", 0, "crash-reboot --reboot power-cycle: time the server stays off (5s)")
+	fl.StringVar(&f.opt.Target, "target", "", "connect-dead: what the client connects to, off (the server powered off) or no-listener (up, nothing listening)")
+	fl.StringVar(&f.opt.Neigh, "neigh", "", "connect-dead: the client's ARP entry for the server before the connect, warm (resolved) or cold (flushed)")
 	fl.DurationVar(&f.opt.MaxWait, "max-wait", 0, "stop watching the client after this long (default: the scenario's bound)")
 }
 

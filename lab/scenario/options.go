@@ -53,6 +53,13 @@ type Options struct {
 	Reboot string `json:"reboot,omitempty"`
 	// Down is how long power-cycle keeps the server off.
 	Down time.Duration `json:"down_ns,omitempty"`
+	// Target is what connect-dead connects to: a powered-off server ("off")
+	// or a live host without a listener ("no-listener").
+	Target string `json:"target,omitempty"`
+	// Neigh is the client's neighbour entry for the server when
+	// connect-dead connects: "warm" (resolved just before) or "cold"
+	// (flushed).
+	Neigh string `json:"neigh,omitempty"`
 	// MaxWait bounds the observation; 0 means the scenario's own bound
 	// (from the model where one applies).
 	MaxWait time.Duration `json:"max_wait_ns,omitempty"`
@@ -74,6 +81,16 @@ func (o Options) Validate() error {
 	case "", "reset", "power-cycle":
 	default:
 		return fmt.Errorf("--reboot %q: use reset or power-cycle", o.Reboot)
+	}
+	switch o.Target {
+	case "", "off", "no-listener":
+	default:
+		return fmt.Errorf("--target %q: use off or no-listener", o.Target)
+	}
+	switch o.Neigh {
+	case "", "warm", "cold":
+	default:
+		return fmt.Errorf("--neigh %q: use warm or cold", o.Neigh)
 	}
 	if o.Keepalive != "" {
 		if _, err := ParseKeepalive(o.Keepalive); err != nil {
