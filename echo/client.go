@@ -235,7 +235,8 @@ const connectPoll = 10 * time.Millisecond
 // until the dial returns, logging a tcp_info event (reason "connecting") on
 // the first sample after connect() sent the SYN and on every change: state,
 // SYN retransmissions, backoff and RTO, and CLOSE when the kernel gave up
-// before the dialer closed the socket. When the dial returns it also logs
+// before the dialer closed the socket. Before a change it logs the read
+// before it too, with that read's stamps, so the two bracket the change. When the dial returns it also logs
 // the last sample read, with the stamps of its reading, if it was not
 // logged: the kernel's state at most one poll before it gave up. When the kernel gives the connect up, the last SYN_SENT sample
 // and the client's report bracket the instant. rc comes from the dialer's
@@ -254,6 +255,10 @@ func (c *client) watchConnect(rc syscall.RawConn, done <-chan struct{}, wg *sync
 			switch started := last.TCPInfo != nil; {
 			case !started && ti.State == "CLOSE":
 			case !started || ti.Changed(*last.TCPInfo):
+				// The read before a change brackets it with this one.
+				if polled.TCPInfo != nil && polled.MonoNS > last.MonoNS {
+					c.w.emitStamped(polled)
+				}
 				c.w.emitStamped(e)
 				last = e
 			default:

@@ -223,7 +223,9 @@ func (c *client) emitTCPInfo(reason string) {
 }
 
 // sample polls TCP_INFO until the client quits, logging a sample on every
-// change of a tracked field and otherwise every --sample.
+// change of a tracked field (with the read before it, reason
+// before_change, so the two bracket the change) and otherwise every
+// --sample.
 func (c *client) sample() {
 	defer c.sampler.Done()
 	poll := 10 * time.Millisecond
@@ -237,6 +239,7 @@ func (c *client) sample() {
 		return
 	}
 	lastEmit := time.Now()
+	var polled Event // The last read not logged.
 	for {
 		select {
 		case <-c.quit:
@@ -248,19 +251,28 @@ func (c *client) sample() {
 			return
 		}
 		now := time.Now()
-		reason := "change"
+		e := Event{Ev: "tcp_info", Reason: "change", TCPInfo: &ti}
+		e.MonoNS, e.RealNS = Now()
 		changed := ti.Changed(last)
 		if c.cfg.flood > 0 {
 			changed = ti.changedFlooding(last)
 		}
-		if !changed {
-			if c.cfg.sample == 0 || now.Sub(lastEmit) < c.cfg.sample {
-				continue
+		switch {
+		case changed:
+			// The read before the change, with its own stamps, brackets it
+			// with this one.
+			if polled.TCPInfo != nil {
+				polled.Reason = "before_change"
+				c.w.emitStamped(polled)
 			}
-			reason = "periodic"
+		case c.cfg.sample == 0 || now.Sub(lastEmit) < c.cfg.sample:
+			polled = e
+			continue
+		default:
+			e.Reason = "periodic"
 		}
-		c.w.Emit(Event{Ev: "tcp_info", Reason: reason, TCPInfo: &ti})
-		last, lastEmit = ti, now
+		c.w.emitStamped(e)
+		last, lastEmit, polled = ti, now, Event{}
 	}
 }
 

@@ -26,9 +26,11 @@
 //	eof          read returned 0 (seq)
 //	read_timeout a read deadline passed (errno "timeout")
 //	error        a socket call failed (op, errno, err)
-//	tcp_info     TCP_INFO sample (reason: periodic|change|event|final, or
-//	             connecting: the socket sampled every 10 ms while connect
-//	             waits, on every change of state, retransmits, backoff or RTO)
+//	tcp_info     TCP_INFO sample (reason: periodic|change|event|final;
+//	             before_change: the read just before a change, with its
+//	             own stamps; connecting: the socket sampled every 10 ms
+//	             while connect waits, on every change of state, retransmits,
+//	             backoff or RTO, with the read before it)
 //	echo_eof     server side saw the client's FIN (bytes echoed)
 //	sigterm      the process received SIGTERM (action)
 //	close        the process closed the socket

@@ -105,7 +105,10 @@ func connectDeadFault(ctx context.Context, r *Run) error {
 			state = "none"
 		}
 		r.hostEvent("neigh", map[string]any{"role": lab.RoleClient, "addr": ip, "entry": state})
-		r.note(fmt.Sprintf("the client's neighbour entry for %s before the connect (--neigh %s): %s", ip, r.Opt.Neigh, state))
+		r.log.Info("the client's neighbour entry before the connect", "neigh", r.Opt.Neigh, "entry", state)
+		r.mu.Lock()
+		r.notes = append(r.notes, fmt.Sprintf("the client's neighbour entry for %s before the connect (--neigh %s): %s", ip, r.Opt.Neigh, state))
+		r.mu.Unlock()
 		c, err := r.guest(ctx, lab.RoleClient)
 		if err != nil {
 			return err

@@ -3,6 +3,8 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hostlab/hostlab/lab/model"
@@ -131,18 +133,83 @@ func (r synRule) apply(c SynCase) (SynOutcome, error) {
 	nb, late, checks := neighSpan(c)
 	o.Late = append(o.Late, late...)
 	o.Checks = append(o.Checks, checks...)
+	errs, how := failErrors(c, plan, nb)
 	switch {
 	case nb.Hi.Before(syn.Lo):
-		o.Span, o.Errors = nb, []string{model.EHOSTUNREACH}
-		o.Why = fmt.Sprintf("the SYN waited on ARP for the silent server and the resolution failed first: %s (the SYN retries would end it later: %s)", nb.Basis, planWhy(plan, c, linear))
+		o.Span, o.Errors = nb, errs
+		o.Why = fmt.Sprintf("the SYN waited on ARP for the silent server and the resolution failed first: %s; %s (the SYN timer alone: %s)", nb.Basis, how, planWhy(plan, c, linear))
 	case syn.Hi.Before(nb.Lo):
 		o.Why += fmt.Sprintf("; a resolution of the server's address was under way but fails only later (%s)", nb.Basis)
 	default:
 		o.Span = Span{Lo: earlierT(nb.Lo, syn.Lo), Hi: later(nb.Hi, syn.Hi), Basis: "either comes first: " + nb.Basis + "; or " + syn.Basis}
-		o.Errors = []string{model.EHOSTUNREACH, model.ETIMEDOUT}
-		o.Why = "the ARP resolution's failure (EHOSTUNREACH) and the SYN retries' end (ETIMEDOUT) fall together"
+		o.Errors = union(errs, []string{model.ETIMEDOUT})
+		o.Why = "the ARP resolution's failure (" + how + ") and the SYN timer's end (ETIMEDOUT) fall together"
 	}
 	return o, nil
+}
+
+// failErrors is what the connect reports when the neighbour entry its SYN
+// waits on fails (net/ipv4/tcp_ipv4.c tcp_v4_err): the kernel's ICMP host
+// unreachable first reverts one backoff step (RFC 6069, tcp_ld_RTO_revert)
+// — the SYN's RTO becomes TCP_TIMEOUT_INIT << (backoff-1), counted from
+// the SYN's last (re)transmission — and when that RTO has already run out
+// it runs the retransmit timer at once; if tcp_write_timeout then finds the
+// retries spent (count or time bound) the connect ends with ETIMEDOUT, at
+// the failure's instant. Otherwise, still in SYN_SENT, the ICMP is a hard
+// error: EHOSTUNREACH. Both from the retransmissions the evidence shows
+// before the failure, within its window.
+func failErrors(c SynCase, p model.SynPlan, nb Span) ([]string, string) {
+	rungs := synRungs(c)
+	var errs []string
+	var hows []string
+	for k := 0; k <= len(rungs); k++ {
+		// k retransmissions before the failure: possible when the k-th may
+		// precede it and the (k+1)-th may follow it.
+		if k > 0 && rungs[k-1].Lo.After(nb.Hi) {
+			break
+		}
+		if k < len(rungs) && rungs[k].Hi.Before(nb.Lo) {
+			continue
+		}
+		if k == 0 {
+			errs = union(errs, []string{model.EHOSTUNREACH})
+			hows = append(hows, "no retransmission yet, no backoff to revert: EHOSTUNREACH")
+			continue
+		}
+		rto := min(model.RTOInit<<(k-1), model.RTOMax)
+		last := rungs[k-1]
+		remHi, remLo := rto-nb.Lo.Sub(last.Hi), rto-nb.Hi.Sub(last.Lo)
+		if remHi > 0 {
+			errs = union(errs, []string{model.EHOSTUNREACH})
+			hows = append(hows, fmt.Sprintf("after %d retransmissions the reverted RTO (%s) has not run out: the ICMP is a hard error in SYN_SENT, EHOSTUNREACH", k, fmtSecs(rto)))
+		}
+		if remLo <= 0 {
+			spent := k >= p.MaxRetransmits || !nb.Lo.Before(c.First.Add(p.Bound))
+			maybe := !spent && !nb.Hi.Before(c.First.Add(p.Bound))
+			if spent || maybe {
+				errs = union(errs, []string{model.ETIMEDOUT})
+				hows = append(hows, fmt.Sprintf("after %d retransmissions the reverted RTO (%s) has run out, so the retransmit timer runs at once and finds the retries spent: ETIMEDOUT at the failure", k, fmtSecs(rto)))
+			}
+			if !spent {
+				errs = union(errs, []string{model.EHOSTUNREACH})
+				hows = append(hows, fmt.Sprintf("after %d retransmissions the reverted RTO (%s) has run out: one more SYN, then the ICMP's hard error, EHOSTUNREACH", k, fmtSecs(rto)))
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return []string{model.EHOSTUNREACH}, "the ICMP host unreachable is a hard error in SYN_SENT: EHOSTUNREACH"
+	}
+	return errs, strings.Join(hows, "; or ")
+}
+
+// union appends the names of b not in a.
+func union(a, b []string) []string {
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			a = append(a, x)
+		}
+	}
+	return a
 }
 
 // countOnlyPlan is the SYN ladder without the time bound.
@@ -283,10 +350,15 @@ func (r synRule) synSpan(c SynCase, p model.SynPlan, linear int, o *SynOutcome) 
 
 // synCountCheck compares the SYN retransmissions with the plan's.
 func synCountCheck(c SynCase, p model.SynPlan, rungs []synRung) model.Result {
-	n := len(rungs)
+	n, wire := len(rungs), 0
+	for _, g := range rungs {
+		if g.Wire {
+			wire++
+		}
+	}
 	src := "on the wire"
-	if n > 0 && !rungs[n-1].Wire {
-		src = "counted by TCP_INFO (the SYN waited on ARP)"
+	if wire < n {
+		src = fmt.Sprintf("(%d on the wire, %d counted by TCP_INFO: they waited on ARP)", wire, n-wire)
 	}
 	if n <= p.Retransmits() {
 		return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("%d SYN retransmissions %s, within the ladder's %d", n, src, p.Retransmits())}
