@@ -76,9 +76,11 @@ func connectDeadFault(ctx context.Context, r *Run) error {
 		return err
 	}
 	if r.Opt.Neigh == "warm" {
-		// One echo request over the lab link: the client's entry for the
-		// server is REACHABLE, so the SYNs go out on the wire.
-		if _, err := r.sh(ctx, lab.RoleClient, "ping -c 1 -W 3 "+ip+" >/dev/null"); err != nil {
+		// A fresh resolution: the server's ARP reply makes the client's
+		// entry REACHABLE (for base_reachable_time/2..3/2), so the SYNs go
+		// out on the wire. An echo reply alone would not confirm a stale
+		// entry: it would go DELAY, then probe the powered-off server.
+		if _, err := r.sh(ctx, lab.RoleClient, "ip neigh flush to "+ip+" && ping -c 1 -W 3 "+ip+" >/dev/null"); err != nil {
 			return fmt.Errorf("warm the client's neighbour entry (ping %s): %w", ip, err)
 		}
 	}
@@ -299,7 +301,7 @@ func synCase(ev *Evidence) (SynCase, *GuestEvent, error) {
 	}
 	if n, ok := neighSettings(ev); ok {
 		c.Neigh = n
-		c.Resolutions = w.resolutions(n.Interval())
+		c.Resolutions = w.resolutions(n.Interval(), max(n.Requests(), 1))
 	} else if len(w.Requests) > 0 {
 		return c, con, fmt.Errorf("the client's neighbour settings for its lab interface were not read back")
 	}

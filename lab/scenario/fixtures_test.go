@@ -76,6 +76,10 @@ func trimRun(run, dst string) error {
 		switch e.Src {
 		case timeline.SrcClient, timeline.SrcServer, timeline.SrcHost, timeline.SrcConsoleServer:
 			keep = append(keep, sc.Text())
+		case timeline.SrcSockdiagServer:
+			if keepsSockdiag(run) {
+				keep = append(keep, sc.Text())
+			}
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dst, timeline.FileName), []byte(strings.Join(keep, "\n")+"\n"), 0o644); err != nil {
@@ -94,8 +98,15 @@ func trimRun(run, dst string) error {
 	local, _ := parseEndpoint(con.Local)
 	peer, _ := parseEndpoint(con.Peer)
 	var out []pcapRecord
+	keepOwn := ownFrames(ev)
 	for _, f := range frames {
 		if f.At.Before(ev.Started) {
+			continue
+		}
+		if keepOwn != nil {
+			if keepOwn(f) {
+				out = append(out, f)
+			}
 			continue
 		}
 		_, icmp := parseICMPUnreach(f.Data)

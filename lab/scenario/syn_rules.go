@@ -181,18 +181,18 @@ func failErrors(c SynCase, p model.SynPlan, nb Span) ([]string, string) {
 		remHi, remLo := rto-nb.Lo.Sub(last.Hi), rto-nb.Hi.Sub(last.Lo)
 		if remHi > 0 {
 			errs = union(errs, []string{model.EHOSTUNREACH})
-			hows = append(hows, fmt.Sprintf("after %d retransmissions the reverted RTO (%s) has not run out: the ICMP is a hard error in SYN_SENT, EHOSTUNREACH", k, fmtSecs(rto)))
+			hows = append(hows, fmt.Sprintf("after %s the reverted RTO (%s) has not run out: the ICMP is a hard error in SYN_SENT, EHOSTUNREACH", plural(k, "retransmission"), fmtSecs(rto)))
 		}
 		if remLo <= 0 {
 			spent := k >= p.MaxRetransmits || !nb.Lo.Before(c.First.Add(p.Bound))
 			maybe := !spent && !nb.Hi.Before(c.First.Add(p.Bound))
 			if spent || maybe {
 				errs = union(errs, []string{model.ETIMEDOUT})
-				hows = append(hows, fmt.Sprintf("after %d retransmissions the reverted RTO (%s) has run out, so the retransmit timer runs at once and finds the retries spent: ETIMEDOUT at the failure", k, fmtSecs(rto)))
+				hows = append(hows, fmt.Sprintf("after %s the reverted RTO (%s) has run out, so the retransmit timer runs at once and finds the retries spent: ETIMEDOUT at the failure", plural(k, "retransmission"), fmtSecs(rto)))
 			}
 			if !spent {
 				errs = union(errs, []string{model.EHOSTUNREACH})
-				hows = append(hows, fmt.Sprintf("after %d retransmissions the reverted RTO (%s) has run out: one more SYN, then the ICMP's hard error, EHOSTUNREACH", k, fmtSecs(rto)))
+				hows = append(hows, fmt.Sprintf("after %s the reverted RTO (%s) has run out: one more SYN, then the ICMP's hard error, EHOSTUNREACH", plural(k, "retransmission"), fmtSecs(rto)))
 			}
 		}
 	}
@@ -339,7 +339,7 @@ func (r synRule) synSpan(c SynCase, p model.SynPlan, linear int, o *SynOutcome) 
 			if !last {
 				what = fmt.Sprintf("the first expiry at or past the time bound %s", fmtSecs(p.Bound))
 			}
-			return Span{Lo: earliest, Hi: eHi, Nominal: eLo, Basis: fmt.Sprintf(
+			return Span{Lo: earliest, Hi: eHi, Nominal: later(eLo, earliest), Basis: fmt.Sprintf(
 				"%s; from the last retransmission the evidence shows (%d of %d) + RTO %s, timers late by up to their granule + %s measured",
 				what, n, p.Retransmits(), fmtSecs(rto), fmtSecs(maxLate))}, nil
 		}
@@ -399,7 +399,7 @@ func neighSpan(c SynCase) (Span, []time.Duration, []model.Result) {
 		late = append(late, run[i].Sub(run[i-1].Add(iv)))
 	}
 	maxLate := maxDur(late)
-	left := n + max(c.Neigh.AppSolicit, 0) - (len(run) - 1)
+	left := max(n+max(c.Neigh.AppSolicit, 0)-(len(run)-1), 1)
 	last := run[len(run)-1]
 	lo := last.Add(time.Duration(left) * iv)
 	hi := lo.Add(time.Duration(left) * (model.TimerSlack(iv, c.HZ) + maxLate))
@@ -456,3 +456,11 @@ func jiffyOf(hz int) time.Duration {
 // errorsIsContradicted reports whether a rule's error says the evidence
 // contradicts it.
 func errorsIsContradicted(err error) bool { return errors.Is(err, errContradicted) }
+
+// plural says "1 retransmission", "2 retransmissions".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

@@ -138,16 +138,17 @@ func analyseSynWire(frames []pcapRecord, server endpoint, since time.Time) synWi
 }
 
 // resolutions groups the client's broadcast requests for the server into
-// runs, one per resolution of an INCOMPLETE entry (a silence of more than
-// two intervals ends a run), and keeps the runs the server never answered:
-// no reply from the run's first request to one interval after its last.
-func (w synWire) resolutions(interval time.Duration) [][]time.Time {
+// runs, one per resolution of an INCOMPLETE entry (at most per requests,
+// one interval apart: more, or a silence of more than two intervals, start
+// the next), and keeps the runs the server never answered: no reply from
+// the run's first request to one interval after its last.
+func (w synWire) resolutions(interval time.Duration, per int) [][]time.Time {
 	var runs [][]time.Time
 	for _, r := range w.Requests {
 		if !r.Broadcast {
 			continue
 		}
-		if n := len(runs); n > 0 && r.At.Sub(runs[n-1][len(runs[n-1])-1]) <= 2*interval {
+		if n := len(runs); n > 0 && len(runs[n-1]) < per && r.At.Sub(runs[n-1][len(runs[n-1])-1]) <= 2*interval {
 			runs[n-1] = append(runs[n-1], r.At)
 			continue
 		}
