@@ -358,12 +358,12 @@ func synCountCheck(c SynCase, p model.SynPlan, rungs []synRung) model.Result {
 	}
 	src := "on the wire"
 	if wire < n {
-		src = fmt.Sprintf("(%d on the wire, %d counted by TCP_INFO: they waited on ARP)", wire, n-wire)
+		src = fmt.Sprintf("(%d on the wire, %d counted by TCP_INFO: waiting on ARP)", wire, n-wire)
 	}
 	if n <= p.Retransmits() {
-		return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("%d SYN retransmissions %s, within the ladder's %d", n, src, p.Retransmits())}
+		return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("%s %s, within the ladder's %d", plural(n, "SYN retransmission"), src, p.Retransmits())}
 	}
-	return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("%d SYN retransmissions %s; the ladder has %d", n, src, p.Retransmits())}
+	return model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("%s %s; the ladder has %d", plural(n, "SYN retransmission"), src, p.Retransmits())}
 }
 
 // synRTOCheck compares the RTO the kernel armed after each retransmission
@@ -385,7 +385,7 @@ func synRTOCheck(c SynCase, p model.SynPlan) model.Result {
 	if seen == 0 {
 		return model.Result{Verdict: model.Expected, Why: "the SYN timer's RTO was not sampled past the first SYN"}
 	}
-	return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("the RTO TCP_INFO shows after each of %d SYN retransmissions is the ladder's", seen)}
+	return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("the RTO TCP_INFO shows after each of %s is the ladder's", plural(seen, "SYN retransmission"))}
 }
 
 // neighSpan is when the first unanswered resolution of the server's
@@ -408,7 +408,7 @@ func neighSpan(c SynCase) (Span, []time.Duration, []model.Result) {
 		check = model.Result{Verdict: model.Unexpected, Why: fmt.Sprintf("%d ARP requests for the server in one resolution; mcast_solicit=%d sends %d", len(run), n, n)}
 	}
 	return Span{Lo: lo, Hi: hi, Nominal: lo, Basis: fmt.Sprintf(
-		"the neighbour entry fails %s after its first request (mcast_solicit=%d, app_solicit=%d, retrans_time %s) at %.3f s: the kernel answers the queued SYN with ICMP host unreachable; timers late by up to their granule + %s measured",
+		"the neighbour entry fails %s after its first request (mcast_solicit=%d, app_solicit=%d, retrans_time %s), sent %.3f s after the connect's first frame: the kernel answers the queued SYN with ICMP host unreachable; timers late by up to their granule + %s measured",
 		fmtSecs(c.Neigh.ResolveFail()), n, c.Neigh.AppSolicit, fmtSecs(iv), run[0].Sub(c.First).Seconds(), fmtSecs(maxLate))}, late, []model.Result{check}
 }
 
