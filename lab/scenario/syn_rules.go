@@ -339,9 +339,12 @@ func (r synRule) synSpan(c SynCase, p model.SynPlan, linear int, o *SynOutcome) 
 			if !last {
 				what = fmt.Sprintf("the first expiry at or past the time bound %s", fmtSecs(p.Bound))
 			}
+			from := fmt.Sprintf("the last SYN the evidence shows (retransmission %d of %d) + RTO %s", n, p.Retransmits(), fmtSecs(rto))
+			if k > n {
+				from = fmt.Sprintf("the ladder run on from the last SYN the evidence shows (retransmission %d of %d) to a last RTO of %s", n, p.Retransmits(), fmtSecs(rto))
+			}
 			return Span{Lo: earliest, Hi: eHi, Nominal: later(eLo, earliest), Basis: fmt.Sprintf(
-				"%s; from the last retransmission the evidence shows (%d of %d) + RTO %s, timers late by up to their granule + %s measured",
-				what, n, p.Retransmits(), fmtSecs(rto), fmtSecs(maxLate))}, nil
+				"%s; %s, timers late by up to their granule + %s measured", what, from, fmtSecs(maxLate))}, nil
 		}
 		lo, hi = eLo, earlierT(eHi, bound)
 	}
