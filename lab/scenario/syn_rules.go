@@ -152,13 +152,17 @@ func (r synRule) apply(c SynCase) (SynOutcome, error) {
 // waits on fails (net/ipv4/tcp_ipv4.c tcp_v4_err): the kernel's ICMP host
 // unreachable first reverts one backoff step (RFC 6069, tcp_ld_RTO_revert)
 // — the SYN's RTO becomes TCP_TIMEOUT_INIT << (backoff-1), counted from
-// the SYN's last (re)transmission — and when that RTO has already run out
-// it runs the retransmit timer at once; if tcp_write_timeout then finds the
-// retries spent (count or time bound) the connect ends with ETIMEDOUT, at
-// the failure's instant. Otherwise, still in SYN_SENT, the ICMP is a hard
-// error: EHOSTUNREACH. Both from the retransmissions the evidence shows
-// before the failure, within its window.
+// the queued SYN's transmission, which started the resolution (a
+// retransmission while it waits is skipped: the SYN is still in the host's
+// queue, tcp_retransmit_skb's -EBUSY, though icsk_retransmits counts it) —
+// and when that RTO has already run out it runs the retransmit timer at
+// once; if tcp_write_timeout then finds the retries spent (count or time
+// bound) the connect ends with ETIMEDOUT, at the failure's instant.
+// Otherwise, still in SYN_SENT, the ICMP is a hard error: EHOSTUNREACH.
+// Both from the retransmissions the evidence counts before the failure,
+// within its window.
 func failErrors(c SynCase, p model.SynPlan, nb Span) ([]string, string) {
+	queued := c.Resolutions[0][0]
 	rungs := synRungs(c)
 	var errs []string
 	var hows []string
@@ -177,8 +181,7 @@ func failErrors(c SynCase, p model.SynPlan, nb Span) ([]string, string) {
 			continue
 		}
 		rto := min(model.RTOInit<<(k-1), model.RTOMax)
-		last := rungs[k-1]
-		remHi, remLo := rto-nb.Lo.Sub(last.Hi), rto-nb.Hi.Sub(last.Lo)
+		remHi, remLo := rto-nb.Lo.Sub(queued), rto-nb.Hi.Sub(queued)
 		if remHi > 0 {
 			errs = union(errs, []string{model.EHOSTUNREACH})
 			hows = append(hows, fmt.Sprintf("after %s the reverted RTO (%s) has not run out: the ICMP is a hard error in SYN_SENT, EHOSTUNREACH", plural(k, "retransmission"), fmtSecs(rto)))
@@ -361,7 +364,7 @@ func synCountCheck(c SynCase, p model.SynPlan, rungs []synRung) model.Result {
 	}
 	src := "on the wire"
 	if wire < n {
-		src = fmt.Sprintf("(%d on the wire, %d counted by TCP_INFO: waiting on ARP)", wire, n-wire)
+		src = fmt.Sprintf("(%d on the wire, %d counted by TCP_INFO, not on the wire: the SYN waited on ARP)", wire, n-wire)
 	}
 	if n <= p.Retransmits() {
 		return model.Result{Verdict: model.Expected, Why: fmt.Sprintf("%s %s, within the ladder's %d", plural(n, "SYN retransmission"), src, p.Retransmits())}

@@ -126,6 +126,13 @@ func TestSynNeighbourFailure(t *testing.T) {
 	if !slices.Equal(o.Errors, []string{model.EHOSTUNREACH}) || o.Span.Nominal != t0.Add(3020*ms) {
 		t.Errorf("cold: %v at %v (%s), want EHOSTUNREACH at 3.02 s", o.Errors, o.Span.Nominal.Sub(t0), o.Why)
 	}
+	// With one SYN retry the SYN timer ends it at 3 s too: either comes
+	// first, and a failure first finds the retry spent: ETIMEDOUT either way.
+	one := cold
+	one.Retries = 1
+	if o, _ := kernelSyn(one); !slices.Contains(o.Errors, model.ETIMEDOUT) || o.Span.Lo.After(t0.Add(3*sec)) {
+		t.Errorf("cold, one retry: %v from %v (%s)", o.Errors, o.Span.Lo.Sub(t0), o.Why)
+	}
 	if w, _ := WrongSynNoNeighbour.Syn(cold); !slices.Equal(w.Errors, []string{model.ETIMEDOUT}) {
 		t.Errorf("neighbour-blind model: %v, want ETIMEDOUT", w.Errors)
 	}
