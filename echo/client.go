@@ -33,6 +33,7 @@ type clientConfig struct {
 	maxTime       time.Duration
 	twice         bool
 	gap           time.Duration
+	flood         int
 }
 
 func parseClient(args []string, stderr io.Writer) (clientConfig, error) {
@@ -54,6 +55,7 @@ func parseClient(args []string, stderr io.Writer) (clientConfig, error) {
 	fs.DurationVar(&c.maxTime, "max-time", 0, "give up after this long, still connected (exit 0, outcome max_time); 0 = never")
 	fs.BoolVar(&c.twice, "twice", false, "write each line in two writes, --gap apart, with no read between (UNP 5.13)")
 	fs.DurationVar(&c.gap, "gap", time.Second, "pause between the two writes of --twice")
+	fs.IntVar(&c.flood, "flood", 0, "write blocks of this many bytes, one per --interval, without waiting for the echo (drained between blocks); 0 = str_cli")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("parse flags: %w", err)
 	}
@@ -66,7 +68,10 @@ func parseClient(args []string, stderr io.Writer) (clientConfig, error) {
 	if c.discipline != "blocking" && c.discipline != "event" {
 		return c, fmt.Errorf("--read %q: want blocking or event", c.discipline)
 	}
-	if c.count < 0 || c.interval < 0 || c.sample < 0 || c.userTimeout < 0 || c.readTimeout < 0 || c.maxTime < 0 {
+	if c.flood > 0 && (c.idle || c.twice) {
+		return c, errors.New("--flood writes by itself: not with --idle or --twice")
+	}
+	if c.count < 0 || c.interval < 0 || c.sample < 0 || c.userTimeout < 0 || c.readTimeout < 0 || c.maxTime < 0 || c.flood < 0 {
 		return c, errors.New("counts and durations must not be negative")
 	}
 	var err error
@@ -176,6 +181,8 @@ func (c *client) sleep(d time.Duration) bool {
 // dial connects with keepalive and TCP_USER_TIMEOUT set before the SYN, and
 // TCP_NODELAY as asked (Go would otherwise turn it on).
 func (c *client) dial() error {
+	watch := make(chan struct{})
+	var watching sync.WaitGroup
 	d := net.Dialer{
 		KeepAlive: -1, // keep Go's default keepalive off: kernel defaults unless --keepalive
 		Control: func(_, _ string, rc syscall.RawConn) error {
@@ -188,10 +195,17 @@ func (c *client) dial() error {
 					serr = ApplyUserTimeout(int(fd), c.cfg.userTimeout)
 				}
 			})
+			if err == nil && serr == nil {
+				watching.Add(1)
+				go c.watchConnect(rc, watch, &watching)
+			}
 			return errors.Join(err, serr)
 		},
 	}
+	c.w.Emit(Event{Ev: "connecting", Peer: c.cfg.connect})
 	nc, err := d.DialContext(c.ctx, "tcp", c.cfg.connect)
+	close(watch)
+	watching.Wait()
 	if err != nil {
 		return err
 	}
@@ -212,4 +226,54 @@ func (c *client) dial() error {
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// connectPoll is how often watchConnect reads TCP_INFO during the connect.
+const connectPoll = 10 * time.Millisecond
+
+// watchConnect samples the connecting socket's TCP_INFO every connectPoll
+// until the dial returns, logging a tcp_info event (reason "connecting") on
+// the first sample after connect() sent the SYN and on every change: state,
+// SYN retransmissions, backoff and RTO, and CLOSE when the kernel gave up
+// before the dialer closed the socket. Before a change it logs the read
+// before it too, with that read's stamps, so the two bracket the change. When the dial returns it also logs
+// the last sample read, with the stamps of its reading, if it was not
+// logged: the kernel's state at most one poll before it gave up. When the kernel gives the connect up, the last SYN_SENT sample
+// and the client's report bracket the instant. rc comes from the dialer's
+// Control hook; once the dialer closes a failed socket rc.Control fails
+// instead of touching a reused descriptor, which ends the watch.
+func (c *client) watchConnect(rc syscall.RawConn, done <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	tick := time.NewTicker(connectPoll)
+	defer tick.Stop()
+	var last, polled Event // The last sample logged, and the last read.
+	for {
+		if ti, err := ReadTCPInfo(rc); err == nil {
+			e := Event{Ev: "tcp_info", Reason: "connecting", TCPInfo: &ti}
+			e.MonoNS, e.RealNS = Now()
+			// The socket is CLOSE until connect() sends the SYN.
+			switch started := last.TCPInfo != nil; {
+			case !started && ti.State == "CLOSE":
+			case !started || ti.Changed(*last.TCPInfo):
+				// The read before a change brackets it with this one.
+				if polled.TCPInfo != nil && polled.MonoNS > last.MonoNS {
+					c.w.emitStamped(polled)
+				}
+				c.w.emitStamped(e)
+				last = e
+			default:
+				polled = e
+			}
+		}
+		select {
+		case <-done:
+			// The last read before the dial returned, with its own stamps:
+			// the kernel's state at most one poll before it gave up.
+			if polled.TCPInfo != nil && polled.MonoNS > last.MonoNS {
+				c.w.emitStamped(polled)
+			}
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // errReadTimeout marks a read timeout the client was told to exit on.
@@ -33,6 +35,9 @@ func (c *client) run() int {
 	c.emitTCPInfo("event")
 	c.sampler.Add(1)
 	go c.sample()
+	if c.cfg.flood > 0 {
+		return c.finish(c.runFlood())
+	}
 	if c.cfg.discipline == "event" {
 		return c.finish(c.runEvent())
 	}
@@ -218,7 +223,9 @@ func (c *client) emitTCPInfo(reason string) {
 }
 
 // sample polls TCP_INFO until the client quits, logging a sample on every
-// change of a tracked field and otherwise every --sample.
+// change of a tracked field (with the read before it, reason
+// before_change, so the two bracket the change) and otherwise every
+// --sample.
 func (c *client) sample() {
 	defer c.sampler.Done()
 	poll := 10 * time.Millisecond
@@ -232,6 +239,7 @@ func (c *client) sample() {
 		return
 	}
 	lastEmit := time.Now()
+	var polled Event // The last read not logged.
 	for {
 		select {
 		case <-c.quit:
@@ -243,14 +251,98 @@ func (c *client) sample() {
 			return
 		}
 		now := time.Now()
-		reason := "change"
-		if !ti.Changed(last) {
-			if c.cfg.sample == 0 || now.Sub(lastEmit) < c.cfg.sample {
-				continue
-			}
-			reason = "periodic"
+		e := Event{Ev: "tcp_info", Reason: "change", TCPInfo: &ti}
+		e.MonoNS, e.RealNS = Now()
+		changed := ti.Changed(last)
+		if c.cfg.flood > 0 {
+			changed = ti.changedFlooding(last)
 		}
-		c.w.Emit(Event{Ev: "tcp_info", Reason: reason, TCPInfo: &ti})
-		last, lastEmit = ti, now
+		switch {
+		case changed:
+			// The read before the change, with its own stamps, brackets it
+			// with this one.
+			if polled.TCPInfo != nil {
+				polled.Reason = "before_change"
+				c.w.emitStamped(polled)
+			}
+		case c.cfg.sample == 0 || now.Sub(lastEmit) < c.cfg.sample:
+			polled = e
+			continue
+		default:
+			e.Reason = "periodic"
+		}
+		c.w.emitStamped(e)
+		last, lastEmit, polled = ti, now, Event{}
+	}
+}
+
+// runFlood is --flood: a sender that keeps the pipe full instead of str_cli's
+// one line at a time. Every --interval it writes a block of --flood bytes
+// (blocking while the send buffer is full), having first drained whatever
+// echo has arrived without blocking, so the echo never stalls the server.
+// Each write and each non-empty drain is an event; the first error ends the
+// run. With --count it then reads until every byte has come back.
+func (c *client) runFlood() terminal {
+	block := make([]byte, c.cfg.flood)
+	for i := range block {
+		block[i] = "hostlab-flood\n"[i%14]
+	}
+	buf := make([]byte, 64<<10)
+	wrote, read := 0, 0
+	for seq := 1; c.cfg.count == 0 || seq <= c.cfg.count; seq++ {
+		if seq > 1 && !c.sleep(c.cfg.interval) {
+			return terminal{op: "sleep", seq: seq, err: c.ctx.Err()}
+		}
+		n, err := c.drain(seq, buf)
+		read += n
+		if err != nil {
+			return terminal{op: "read", seq: seq, err: err}
+		}
+		m, err := c.conn.Write(block)
+		wrote += m
+		if m > 0 {
+			c.w.Emit(Event{Ev: "write", Seq: seq, Bytes: m})
+		}
+		if err != nil {
+			return terminal{op: "write", seq: seq, err: err}
+		}
+	}
+	for read < wrote {
+		n, err := c.read(c.cfg.count, buf)
+		read += n
+		if err != nil {
+			return terminal{op: "read", seq: c.cfg.count, err: err}
+		}
+	}
+	return terminal{}
+}
+
+// drain reads whatever the socket holds without blocking and logs it as
+// one read event; it returns io.EOF when the server has closed.
+func (c *client) drain(seq int, buf []byte) (int, error) {
+	total := 0
+	for {
+		var n int
+		var rerr error
+		err := c.rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			return true // One attempt: EAGAIN means drained.
+		})
+		if err == nil {
+			err = rerr
+		}
+		switch {
+		case n > 0:
+			total += n
+			continue
+		case err == nil:
+			err = io.EOF // read(2) returned 0: the server's FIN.
+		case errors.Is(err, unix.EAGAIN):
+			err = nil
+		}
+		if total > 0 {
+			c.w.Emit(Event{Ev: "read", Seq: seq, Bytes: total})
+		}
+		return total, err
 	}
 }

@@ -20,17 +20,33 @@
 //	accept       server accepted (child_pid serving it, peer, local)
 //	child_exit   fork-mode child reaped (child_pid, status or signal)
 //	child_ready  fork-mode child adopted its connection; its SIGTERM disposition (action) is in force
+//	connecting   client about to call connect (peer as given)
 //	connect      client connected (local, peer, sockopts read back)
 //	write, read  one system call's worth (seq, bytes)
 //	eof          read returned 0 (seq)
 //	read_timeout a read deadline passed (errno "timeout")
 //	error        a socket call failed (op, errno, err)
-//	tcp_info     TCP_INFO sample (reason: periodic|change|event|final)
+//	tcp_info     TCP_INFO sample (reason: periodic|change|event|final;
+//	             before_change: the read just before a change, with its
+//	             own stamps; connecting: the socket sampled every 10 ms
+//	             while connect waits, on every change of state, retransmits,
+//	             backoff or RTO, with the read before it)
 //	echo_eof     server side saw the client's FIN (bytes echoed)
 //	sigterm      the process received SIGTERM (action)
 //	close        the process closed the socket
 //	exit         the process is exiting (code, outcome, and in "op" which
 //	             side ended the run first: read, write, connect or sleep)
+//
+// # Flood
+//
+// With --flood BYTES the client does not wait for each echo (str_cli): every
+// --interval it drains, without blocking, whatever echo has arrived (one read
+// event) and writes a block of BYTES, blocking while the send buffer is full
+// (one write event per block). A server that stops reading closes its
+// receive window and the client's write blocks while its kernel probes the
+// zero window (the hang-server scenario). Its TCP_INFO samples on change
+// ignore the RTT's noise: unacked counts only to or from zero and the RTO
+// only by a factor of 1.5.
 //
 // # Client exit codes
 //

@@ -69,8 +69,14 @@ func Now() (mono, real int64) {
 
 // Emit timestamps e, fills in the version, role and pid if unset, and writes it.
 func (w *Writer) Emit(e Event) {
-	e.V = SchemaVersion
 	e.MonoNS, e.RealNS = Now()
+	w.emitStamped(e)
+}
+
+// emitStamped writes e with the stamps it carries: taken when what it
+// reports was read, earlier than the write.
+func (w *Writer) emitStamped(e Event) {
+	e.V = SchemaVersion
 	if e.Role == "" {
 		e.Role = w.role
 	}

@@ -78,6 +78,18 @@ func (t TCPInfo) Changed(prev TCPInfo) bool {
 		t.RTOus != prev.RTOus || t.Unacked != prev.Unacked || t.Probes != prev.Probes
 }
 
+// changedFlooding is Changed for a sender that keeps the pipe full, where
+// the unacknowledged count and the RTO move with every ACK: it reports a
+// change of state, retransmits, total_retrans, backoff or probes, of
+// unacked to or from zero, or of the RTO by a factor of 1.5 (a backoff's
+// doubling, not RTT noise).
+func (t TCPInfo) changedFlooding(prev TCPInfo) bool {
+	return t.State != prev.State || t.Retransmits != prev.Retransmits ||
+		t.TotalRetrans != prev.TotalRetrans || t.Backoff != prev.Backoff || t.Probes != prev.Probes ||
+		(t.Unacked == 0) != (prev.Unacked == 0) ||
+		2*uint64(t.RTOus) >= 3*uint64(prev.RTOus) || 3*uint64(t.RTOus) <= 2*uint64(prev.RTOus)
+}
+
 // ReadTCPInfo reads TCP_INFO from the socket behind rc.
 func ReadTCPInfo(rc syscall.RawConn) (TCPInfo, error) {
 	var ti *unix.TCPInfo

@@ -26,10 +26,12 @@ import (
 // verdictExtras are the variants the verdicts bench runs besides each
 // scenario's defaults, as hostlab run's flags.
 var verdictExtras = map[string][]string{
-	"kill-server": {"--read event"},
-	"sigpipe":     {"--sigpipe-ignore"},
-	"power-off":   {"--idle --keepalive 3s,1s,3", "--user-timeout 6s"},
-	"shutdown":    {"--server-sigterm ignore"},
+	"kill-server":  {"--read event"},
+	"sigpipe":      {"--sigpipe-ignore"},
+	"power-off":    {"--idle --keepalive 3s,1s,3", "--user-timeout 6s"},
+	"shutdown":     {"--server-sigterm ignore"},
+	"connect-dead": {"--target no-listener", "--neigh cold"},
+	"hang-server":  {"--user-timeout 5s"},
 }
 
 // shortRetries are the scenarios whose client waits for a dead host: with
@@ -54,6 +56,10 @@ func shortSettings(s scenario.Scenario) []string {
 		args = append(args, "--sysctl", "client:net.ipv4.tcp_retries2=8")
 	case slices.Contains(shortRetries, s.Name):
 		args = append(args, "--sysctl", "client:net.ipv4.tcp_retries2=5")
+	}
+	if s.Name == "connect-dead" {
+		// Two SYN retries: ETIMEDOUT after 7 s instead of 127 s.
+		args = append(args, "--sysctl", "client:net.ipv4.tcp_syn_retries=2")
 	}
 	if s.Routed {
 		args = append(args,

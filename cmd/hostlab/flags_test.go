@@ -72,7 +72,7 @@ func TestGoodDurationFlags(t *testing.T) {
 func TestParseVariant(t *testing.T) {
 	opt, err := parseVariant([]string{"--idle", "--keepalive", "3s,1s,3", "--sysctl", "client:net.ipv4.tcp_retries2=5", "--user-timeout", "6s"})
 	want := scenario.Options{Idle: true, Keepalive: "3s,1s,3", Sysctls: []string{"client:net.ipv4.tcp_retries2=5"},
-		UserTimeout: 6 * time.Second, Interval: time.Second}
+		UserTimeout: 6 * time.Second}
 	if err != nil || opt.Idle != want.Idle || opt.Keepalive != want.Keepalive || opt.UserTimeout != want.UserTimeout ||
 		opt.Interval != want.Interval || len(opt.Sysctls) != 1 || opt.Sysctls[0] != want.Sysctls[0] {
 		t.Errorf("parseVariant = %+v, %v; want %+v", opt, err, want)

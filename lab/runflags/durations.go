@@ -20,7 +20,7 @@ type durationRule struct {
 // durationRules are the duration flags of up, run and bench, by name.
 var durationRules = map[string]durationRule{
 	"grace":        {fix: "give the guest init's SIGTERM → SIGKILL grace, e.g. --grace 5s (the default)"},
-	"interval":     {fix: "give the pause between the client's lines, e.g. --interval 1s (the default)"},
+	"interval":     {fix: "give the pause between the client's lines, e.g. --interval 1s (the default; hang-server's between flood blocks: 20ms), or leave it out for the scenario's default"},
 	"down":         {fix: "give how long power-cycle keeps the server off, or partition the link cut, e.g. --down 5s (the default)"},
 	"user-timeout": {zeroOK: true, fix: "give e.g. --user-timeout 6s, or 0 (the default) to leave TCP_USER_TIMEOUT unset"},
 	"read-timeout": {zeroOK: true, fix: "give e.g. --read-timeout 10s, or 0 (the default) for no read deadline"},

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -33,12 +32,14 @@ func Register(fs *pflag.FlagSet) *Variant {
 	fs.DurationVar(&v.opt.UserTimeout, "user-timeout", 0, "TCP_USER_TIMEOUT on the client socket")
 	fs.DurationVar(&v.opt.ReadTimeout, "read-timeout", 0, "deadline on each client read")
 	fs.BoolVar(&v.opt.Idle, "idle", false, "the client connects, then stays silent")
-	fs.DurationVar(&v.opt.Interval, "interval", time.Second, "pause between the client's lines")
+	fs.DurationVar(&v.opt.Interval, "interval", 0, "pause between the client's lines (default 1s; hang-server: between its flood blocks, 20ms)")
 	fs.StringArrayVar(&v.opt.Sysctls, "sysctl", nil, "ROLE:KEY=VALUE applied before connect and read back, e.g. client:net.ipv4.tcp_retries2=5 (repeatable)")
 	fs.StringVar(&v.opt.ServerSigterm, "server-sigterm", "", "echo server on SIGTERM: close, ignore or default")
 	fs.BoolVar(&v.opt.SigpipeIgnore, "sigpipe-ignore", false, "the classic client ignores SIGPIPE (write fails with EPIPE)")
 	fs.StringVar(&v.opt.Reboot, "reboot", "", "crash-reboot: reset or power-cycle")
 	fs.DurationVar(&v.opt.Down, "down", 0, "crash-reboot --reboot power-cycle: time the server stays off (5s); partition: time the link stays cut (5s)")
+	fs.StringVar(&v.opt.Target, "target", "", "connect-dead: what the client connects to, off (the server powered off) or no-listener (up, nothing listening)")
+	fs.StringVar(&v.opt.Neigh, "neigh", "", "connect-dead: the client's ARP entry for the server before the connect, warm (resolved) or cold (flushed)")
 	fs.StringArrayVar(&v.opt.Link, "link", nil, "link conditions in netem's words, e.g. 'delay 50ms loss 2%' (both directions), or 'to-server:SPEC' / 'to-client:SPEC' (repeatable)")
 	fs.DurationVar(&v.opt.MaxWait, "max-wait", 0, "stop watching the client after this long (default: the scenario's bound)")
 	return v

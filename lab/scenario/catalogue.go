@@ -28,6 +28,12 @@ type Scenario struct {
 	ClientFlags func(classic bool) []string
 	// Defaults fills the scenario's own option defaults.
 	Defaults func(*Options)
+	// Check, when set, refuses options the scenario cannot run with.
+	Check func(Options) error
+	// StartsClient says the client connects only in Fault: the fault is a
+	// precondition of the connect (connect-dead), so the run does not start
+	// the client before it.
+	StartsClient bool
 	// Fault does the fault; r.markFault stamps its start and end.
 	Fault func(ctx context.Context, r *Run) error
 	// Expect applies rules to a run's evidence: the expectation the
@@ -55,7 +61,7 @@ type Scenario struct {
 
 // Catalogue lists every scenario, in the order of UNP 5.12–5.16, then
 // the ones beyond it.
-var Catalogue = []Scenario{killServer, sigpipe, powerOff, unreachable, crashReboot, shutdown, partition}
+var Catalogue = []Scenario{connectDead, killServer, sigpipe, hangServer, powerOff, unreachable, crashReboot, shutdown, partition}
 
 // Lookup finds a scenario by name.
 func Lookup(name string) (Scenario, error) {
@@ -79,6 +85,8 @@ func ownOptions(o Options) map[string]bool {
 		"reboot":         o.Reboot != "",
 		"down":           o.Down != 0,
 		"server-sigterm": o.ServerSigterm != "",
+		"target":         o.Target != "",
+		"neigh":          o.Neigh != "",
 	}
 }
 

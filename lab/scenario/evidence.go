@@ -119,6 +119,13 @@ type Evidence struct {
 	// is missing.
 	Wire    *Wire
 	WireErr string
+	// WireFile is the client's capture (client.wire.pcap), for scenarios
+	// that read more of it than one connection's segments (connect-dead:
+	// the SYNs of a connection that never opened, and ARP).
+	WireFile string
+	// Sockdiag are the sock_diag samples of the echo port's sockets, by
+	// role (sockstat-ROLE.jsonl), on the host axis.
+	Sockdiag map[string][]SockSample
 	// ICMP are the ICMP destination unreachables in the client's capture
 	// from the run's start.
 	ICMP []icmpEvent
@@ -185,6 +192,7 @@ func (r *Run) evidence() *Evidence {
 	ev.Client = place(lab.RoleClient, r.client)
 	ev.Server = place(lab.RoleServer, r.server)
 	ev.ServerSocks = place(lab.RoleServer, r.sockstat[lab.RoleServer])
+	ev.Sockdiag = r.sockdiagSamples()
 	if r.client != nil {
 		if ex, done := r.client.exited(); done {
 			ev.Exit = exitOf(ex, !ev.Stopped.IsZero() && !ex.At.Before(ev.Stopped))
@@ -208,6 +216,7 @@ func exitOf(ex procExit, byHostlab bool) *Exit {
 
 // attachWire reads the client's capture of the run into ev.
 func (ev *Evidence) attachWire(pcap string) {
+	ev.WireFile = pcap
 	con, ok := ev.connectEvent()
 	if !ok {
 		ev.WireErr = "the client logged no connection"
@@ -333,9 +342,10 @@ func LoadEvidence(dir string) (*Evidence, *Result, error) {
 			} else {
 				ev.Server = append(ev.Server, ge)
 			}
-		case timeline.SrcSockdiagServer:
+		case timeline.SrcSockdiagClient, timeline.SrcSockdiagServer:
+			ev.addSockdiag(e)
 			var ee echo.Event
-			if e.DecodeData(&ee) == nil {
+			if e.Src == timeline.SrcSockdiagServer && e.DecodeData(&ee) == nil {
 				ev.ServerSocks = append(ev.ServerSocks, GuestEvent{Event: ee, At: e.Host(), Uncert: e.Uncert()})
 			}
 		case timeline.SrcConsoleServer:

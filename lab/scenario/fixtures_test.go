@@ -95,8 +95,15 @@ func trimRun(run, dst string) error {
 	local, _ := parseEndpoint(con.Local)
 	peer, _ := parseEndpoint(con.Peer)
 	var out []pcapRecord
+	keepOwn := ownFrames(ev)
 	for _, f := range frames {
 		if f.At.Before(ev.Started) {
+			continue
+		}
+		if keepOwn != nil {
+			if keepOwn(f) {
+				out = append(out, f)
+			}
 			continue
 		}
 		_, icmp := parseICMPUnreach(f.Data)

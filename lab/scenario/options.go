@@ -58,6 +58,13 @@ type Options struct {
 	// "to-server:SPEC" or "to-client:SPEC" for one, SPEC in netem's words
 	// such as "delay 50ms loss 2%" (see ParseLink).
 	Link []string `json:"link,omitempty"`
+	// Target is what connect-dead connects to: a powered-off server ("off")
+	// or a live host without a listener ("no-listener").
+	Target string `json:"target,omitempty"`
+	// Neigh is the client's neighbour entry for the server when
+	// connect-dead connects: "warm" (resolved just before) or "cold"
+	// (flushed).
+	Neigh string `json:"neigh,omitempty"`
 	// MaxWait bounds the observation; 0 means the scenario's own bound
 	// (from the model where one applies).
 	MaxWait time.Duration `json:"max_wait_ns,omitempty"`
@@ -79,6 +86,16 @@ func (o Options) Validate() error {
 	case "", "reset", "power-cycle":
 	default:
 		return fmt.Errorf("--reboot %q: use reset or power-cycle", o.Reboot)
+	}
+	switch o.Target {
+	case "", "off", "no-listener":
+	default:
+		return fmt.Errorf("--target %q: use off or no-listener", o.Target)
+	}
+	switch o.Neigh {
+	case "", "warm", "cold":
+	default:
+		return fmt.Errorf("--neigh %q: use warm or cold", o.Neigh)
 	}
 	if o.Keepalive != "" {
 		if _, err := ParseKeepalive(o.Keepalive); err != nil {

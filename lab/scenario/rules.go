@@ -90,10 +90,17 @@ type Rules struct {
 	// Heal predicts whether a connection survives a cut link that heals,
 	// and when its queued data crosses (partition.go); nil: the kernel's.
 	Heal func(HealCase) (HealOutcome, error)
+	// Syn predicts how a connect to a dead or closed peer ends
+	// (connect-dead); nil means Kernel's.
+	Syn func(SynCase) (SynOutcome, error)
+	// Persist predicts how a sender probing a closed window ends
+	// (hang-server); nil means Kernel's.
+	Persist func(PersistCase) (PersistOutcome, error)
 }
 
 // Kernel are the rules of the Linux kernel (net/ipv4/tcp_timer.c).
-var Kernel = Rules{Name: "linux", Abort: kernelAbort, Keepalive: kernelKeepalive, Reset: kernelReset, Heal: kernelHeal}
+var Kernel = Rules{Name: "linux", Abort: kernelAbort, Keepalive: kernelKeepalive, Reset: kernelReset, Heal: kernelHeal,
+	Syn: kernelSyn, Persist: kernelPersist}
 
 // kernelAbort is tcp_write_timeout: the connection is aborted at the first
 // retransmit timer expiry at or past retrans_stamp + the bound
@@ -275,7 +282,9 @@ var (
 )
 
 // WrongRules lists the wrong rule sets the mutation tests run.
-var WrongRules = []Rules{WrongAbortAtBound, WrongBoundFromSend, WrongCountAbort, WrongImmediateRST, WrongKeepaliveCount, WrongHealImmediate}
+var WrongRules = []Rules{WrongAbortAtBound, WrongBoundFromSend, WrongCountAbort, WrongImmediateRST, WrongKeepaliveCount,
+	WrongHealImmediate, WrongSynNoLinear, WrongSynCountOnly, WrongSynAbortAtLast, WrongSynNoNeighbour, WrongClosedPortDrops,
+	WrongPersistProbeCount, WrongPersistUTAnswered}
 
 // countAbort aborts at the expiry of the timer armed after the
 // tcp_retries2-th RTO retransmission.

@@ -94,6 +94,11 @@ func Execute(ctx context.Context, s Scenario, opt Options, cfg Config) (*Result,
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
+	if s.Check != nil {
+		if err := s.Check(opt); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -154,6 +159,9 @@ func (r *Run) execute(ctx context.Context) (*Result, error) {
 		{"synchronise clocks", r.syncClocks},
 		{"start echo server", r.startServer},
 		{"start client", r.startClient},
+	}
+	if r.Scenario.StartsClient {
+		steps = steps[:len(steps)-1] // The fault starts it.
 	}
 	for _, st := range steps {
 		r.hostEvent("step", map[string]any{"step": st.name})

@@ -17,6 +17,7 @@ import (
 // relevantSysctls are read back from both guests into the run's config.
 var relevantSysctls = []string{
 	"net.ipv4.tcp_retries1", "net.ipv4.tcp_retries2", "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_synack_retries",
+	"net.ipv4.tcp_syn_linear_timeouts", "net.ipv4.tcp_invalid_ratelimit",
 	"net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
 	"net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_orphan_retries", "net.ipv4.tcp_early_retrans",
 	"net.ipv4.tcp_thin_linear_timeouts", "net.ipv4.neigh.default.gc_stale_time",

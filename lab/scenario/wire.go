@@ -43,6 +43,8 @@ type Segment struct {
 	Len int `json:"len"`
 	// Flags are the TCP flags.
 	Flags uint8 `json:"flags"`
+	// Win is the window field as sent (unscaled; 0 is a closed window).
+	Win uint16 `json:"win"`
 }
 
 // Has reports whether the segment carries flag f.
@@ -94,7 +96,7 @@ func tcpSegments(frames []pcapRecord, client, server endpoint, since time.Time) 
 			continue
 		}
 		s := Segment{At: f.At, Seq: binary.BigEndian.Uint32(tcp[4:8]), Ack: binary.BigEndian.Uint32(tcp[8:12]),
-			Len: total - ihl - doff, Flags: tcp[13]}
+			Len: total - ihl - doff, Flags: tcp[13], Win: binary.BigEndian.Uint16(tcp[14:16])}
 		switch {
 		case src == client.Addr && sp == client.Port && dst == server.Addr && dp == server.Port:
 			s.Out = true

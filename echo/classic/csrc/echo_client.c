@@ -189,6 +189,9 @@ int main(int argc, char **argv)
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		fail("socket", 0, errno);
+	ev_begin(&e, "connecting");
+	ev_addr(&e, "peer", &ss);
+	ev_end(&e);
 	if (connect(fd, (struct sockaddr *)&ss, slen) < 0)
 		fail("connect", 0, errno);
 	getsockname(fd, (struct sockaddr *)&local, &llen);
