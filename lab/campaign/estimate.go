@@ -93,19 +93,18 @@ func (e *estimator) eta(todo []Cell, running map[string]runningCell, parallel in
 // finished: for a dead server (power-off, unreachable) the kernel's rule
 // for the variant's settings — tcp_retries2 (15 unless the variant sets
 // it) from an RTO of 200 ms, TCP_USER_TIMEOUT, or keepalive for an idle
-// client — else the scenario's own bound (how long a run watches).
+// client — else the scenario's own bound (how long a run watches) with the
+// variant's options and sysctl overrides (connect-dead's from
+// tcp_syn_retries).
 func priorDetect(c Cell) time.Duration {
-	opt := c.opt
-	if c.scenario.Defaults != nil {
-		c.scenario.Defaults(&opt)
-	}
+	opt := scenario.WithDefaults(c.scenario, c.opt)
 	var d time.Duration
 	switch c.Scenario {
 	case "power-off", "unreachable":
 		d = deadPeerPrior(opt)
 	default:
 		if c.scenario.Bound != nil {
-			d = c.scenario.Bound(&scenario.Evidence{Scenario: c.Scenario, Opt: opt, Grace: 5 * time.Second})
+			d = c.scenario.Bound(&scenario.Evidence{Scenario: c.Scenario, Opt: opt, Grace: 5 * time.Second, Sysctls: overrides(opt.Sysctls)})
 		} else {
 			d = time.Minute
 		}
@@ -114,6 +113,23 @@ func priorDetect(c Cell) time.Duration {
 		d = min(d, opt.MaxWait)
 	}
 	return d
+}
+
+// overrides are a variant's --sysctl values by role and key, as a run
+// reads them back.
+func overrides(sysctls []string) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, sc := range sysctls {
+		role, key, value, err := scenario.ParseSysctl(sc)
+		if err != nil {
+			continue
+		}
+		if out[role] == nil {
+			out[role] = map[string]string{}
+		}
+		out[role][key] = value
+	}
+	return out
 }
 
 // deadPeerPrior is the model's detection of a dead peer for opt.

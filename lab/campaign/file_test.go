@@ -199,6 +199,10 @@ func TestBadFiles(t *testing.T) {
 		{"empty variant", "scenarios: [power-off]\nvariants:\n  -\n", 3, "variants[0]", "write {}"},
 		{"variant twice", "scenarios: [power-off]\nvariants:\n  - {user-timeout: 6s}\n  - {user-timeout: 6000ms}\n", 4, "variants[1]", "same variant as variants[0]"},
 		{"flag for another scenario", "scenarios: [power-off, crash-reboot]\nvariants:\n  - {reboot: power-cycle}\n", 3, "variants[0].reboot", "does not apply to power-off"},
+		{"connect-dead flag for power-off", "scenarios: [power-off, connect-dead]\nvariants:\n  - {target: off}\n", 3, "variants[0].target", "does not apply to power-off"},
+		{"bad target", "scenarios: [connect-dead]\nvariants:\n  - {target: bogus}\n", 3, "variants[0].target", "use off or no-listener"},
+		{"idle hang-server", "scenarios: [hang-server]\nvariants:\n  - {idle: true}\n", 3, "variants[0].idle", "does not apply to hang-server"},
+		{"classic hang-server", "scenarios: [hang-server]\nvariants:\n  - {client: classic}\n", 3, "variants[0].client", "does not apply to hang-server"},
 		{"router sysctl without router", "scenarios: [power-off]\nvariants:\n  - {sysctl: [\"router:net.ipv4.ip_forward=1\"]}\n", 3, "variants[0].sysctl", "without a router"},
 		{"nested value", "scenarios: [power-off]\nvariants:\n  - {keepalive: {idle: 4s}}\n", 3, "variants[0].keepalive", "want a value"},
 	}
@@ -236,6 +240,44 @@ func TestBadFileAllProblems(t *testing.T) {
 	}
 	if !slices.Equal(lines, []int{1, 2, 4}) {
 		t.Errorf("lines %v", lines)
+	}
+}
+
+// TestLoadConnectDeadAndHangServer: the scenarios of issue #12 and their
+// own flags make cells.
+func TestLoadConnectDeadAndHangServer(t *testing.T) {
+	spec, err := load(t, t.TempDir(), `scenarios: [connect-dead]
+variants:
+  - {}
+  - {target: no-listener}
+  - {target: off, neigh: cold, sysctl: ["client:net.ipv4.tcp_syn_retries=2"]}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := spec.Variants[2].Options; o.Target != "off" || o.Neigh != "cold" {
+		t.Errorf("variant 2 options %+v", o)
+	}
+	plan := Expand(spec, "", LabSettings{})
+	if len(plan.Cells) != 3 || plan.NeedsRouter() {
+		t.Fatalf("cells %+v", plan.Cells)
+	}
+	// The connect's bound (127 s with six SYN retries, 7 s with two; 30 s
+	// without a listener) plus the 30 s the run watches beyond it.
+	for i, want := range []time.Duration{157 * time.Second, 30 * time.Second, 37 * time.Second} {
+		if !strings.HasPrefix(plan.Cells[i].ID, "connect-dead-") {
+			t.Errorf("id %q", plan.Cells[i].ID)
+		}
+		if got := priorDetect(plan.Cells[i]); got != want {
+			t.Errorf("prior of %s = %v; want %v", plan.Cells[i].VariantName, got, want)
+		}
+	}
+	spec, err = load(t, t.TempDir(), "scenarios: [hang-server, kill-server]\nvariants:\n  - {user-timeout: 5s}\n  - {interval: 50ms}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(Expand(spec, "", LabSettings{}).Cells); n != 4 {
+		t.Errorf("%d cells; want 4", n)
 	}
 }
 

@@ -41,6 +41,9 @@ func TestParseRefuses(t *testing.T) {
 		{[]string{"stray"}, "unexpected arguments"},
 		{[]string{"--read", "poll"}, "--read"},
 		{[]string{"--interval", "0"}, "--interval 0s: must be positive"},
+		{[]string{"--interval", "-20ms"}, "--interval -20ms: must not be negative"},
+		{[]string{"--target", "bogus"}, `--target "bogus": use off or no-listener`},
+		{[]string{"--neigh", "hot"}, `--neigh "hot": use warm or cold`},
 		{[]string{"--user-timeout", "six"}, "user-timeout"},
 		{[]string{"--keepalive", "on"}, "--keepalive"},
 		{[]string{"--client", "no/such/file"}, "--client"},
@@ -52,6 +55,26 @@ func TestParseRefuses(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Parse(%q) = %v; want an error containing %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestParseConnectDeadAndHangServer: connect-dead's and hang-server's
+// flags parse into options and one canonical form; --interval left out is
+// 0, the scenario's default.
+func TestParseConnectDeadAndHangServer(t *testing.T) {
+	p, err := Parse([]string{"--target", "no-listener", "--neigh=cold"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Options.Target != "no-listener" || p.Options.Neigh != "cold" || p.Options.Interval != 0 {
+		t.Errorf("options %+v", p.Options)
+	}
+	if want := []string{"--neigh=cold", "--target=no-listener"}; !slices.Equal(p.Canonical, want) {
+		t.Errorf("canonical %q; want %q", p.Canonical, want)
+	}
+	p, err = Parse([]string{"--interval", "20ms", "--user-timeout", "5s"}, "")
+	if err != nil || p.Options.Interval != 20*time.Millisecond || !slices.Equal(p.Canonical, []string{"--interval=20ms", "--user-timeout=5s"}) {
+		t.Errorf("--interval 20ms: %+v, %q, %v", p.Options, p.Canonical, err)
 	}
 }
 
@@ -71,7 +94,7 @@ func TestClientPathFromDir(t *testing.T) {
 
 func TestNames(t *testing.T) {
 	names := Names()
-	for _, n := range []string{"client", "keepalive", "user-timeout", "idle", "sysctl", "max-wait"} {
+	for _, n := range []string{"client", "keepalive", "user-timeout", "idle", "sysctl", "target", "neigh", "link", "max-wait"} {
 		if !slices.Contains(names, n) {
 			t.Errorf("Names() lacks %s: %q", n, names)
 		}

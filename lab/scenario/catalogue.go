@@ -91,7 +91,9 @@ func ownOptions(o Options) map[string]bool {
 }
 
 // CheckOwn refuses scenario-specific options given to a scenario that does
-// not take them (e.g. --reboot with power-off), naming who takes them.
+// not take them (e.g. --reboot with power-off), naming who takes them, and
+// options the scenario's Check refuses (e.g. --idle with hang-server), so
+// hostlab run and campaign files refuse them before a lab is up.
 func CheckOwn(s Scenario, o Options) error {
 	for name, set := range ownOptions(o) {
 		if !set || slices.Contains(s.Own, name) {
@@ -104,6 +106,9 @@ func CheckOwn(s Scenario, o Options) error {
 			}
 		}
 		return fmt.Errorf("--%s does not apply to %s: it is for %s", name, s.Name, strings.Join(takers, ", "))
+	}
+	if s.Check != nil {
+		return s.Check(o)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ var hangServer = Scenario{
 	Check: func(o Options) error {
 		switch {
 		case o.Client == ClientClassic:
-			return fmt.Errorf("hang-server needs a client that keeps writing (--flood): the Go client or your own, not classic")
+			return fmt.Errorf("--client classic does not apply to hang-server: it needs a client that keeps writing (--flood), give go (the default) or your own")
 		case o.Idle:
 			return fmt.Errorf("--idle does not apply to hang-server: the client must fill the server's window")
 		}

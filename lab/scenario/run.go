@@ -87,10 +87,7 @@ func Execute(ctx context.Context, s Scenario, opt Options, cfg Config) (*Result,
 	if err := CheckOwn(s, opt); err != nil {
 		return nil, err
 	}
-	if s.Defaults != nil {
-		s.Defaults(&opt)
-	}
-	applyDefaults(&opt)
+	opt = WithDefaults(s, opt)
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
@@ -130,6 +127,17 @@ func Execute(ctx context.Context, s Scenario, opt Options, cfg Config) (*Result,
 		return partial, fmt.Errorf("%s: %w (partial evidence in %s)", s.Name, err, dir)
 	}
 	return res, nil
+}
+
+// WithDefaults returns o with the scenario's own defaults filled in, then
+// every run's (the Go client, blocking reads, a 1 s interval), as Execute
+// runs it.
+func WithDefaults(s Scenario, o Options) Options {
+	if s.Defaults != nil {
+		s.Defaults(&o)
+	}
+	applyDefaults(&o)
+	return o
 }
 
 func applyDefaults(o *Options) {
